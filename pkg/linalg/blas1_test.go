@@ -1,0 +1,53 @@
+package linalg
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestSaxpySdot(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{0, 1, 3, 4, 5, 17, 1000} {
+		for _, alpha := range []float32{0, 1, -0.5} {
+			t.Run(fmt.Sprintf("n=%d/alpha=%g", n, alpha), func(t *testing.T) {
+				x, y := randSlice(r, n), randSlice(r, n)
+				y0 := append([]float32(nil), y...)
+				var wantDot, scale float64
+				for i := range x {
+					wantDot += float64(x[i]) * float64(y[i])
+					scale += math.Abs(float64(x[i]) * float64(y[i]))
+				}
+				if got := float64(Sdot(x, y)); math.Abs(got-wantDot) > tolerance(n)*scale {
+					t.Errorf("Sdot = %g, want %g", got, wantDot)
+				}
+				Saxpy(alpha, x, y)
+				for i := range y {
+					want := float64(y0[i]) + float64(alpha)*float64(x[i])
+					if math.Abs(float64(y[i])-want) > 1e-6*(math.Abs(want)+1) {
+						t.Fatalf("Saxpy: y[%d] = %g, want %g", i, y[i], want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSaxpySdotPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"Saxpy": func() { Saxpy(1, make([]float32, 3), make([]float32, 4)) },
+		"Sdot":  func() { Sdot(make([]float32, 3), make([]float32, 4)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, "length mismatch") {
+					t.Errorf("panic = %q, want a length mismatch message", msg)
+				}
+			}()
+			f()
+		})
+	}
+}
