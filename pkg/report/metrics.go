@@ -1,0 +1,153 @@
+// Package report writes what a training run leaves in its output directory:
+// the per-epoch metrics table (metrics.csv), learning-curve plots (PNG or
+// SVG), the run summary (summary.json), and a terminal progress bar.
+//
+// Every file is written atomically (temporary file in the same directory,
+// fsync, rename, directory fsync), and the directory is created if missing,
+// so a crash never leaves a half-written report.
+package report
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+// EpochRecord is one row of metrics.csv.
+type EpochRecord struct {
+	// Epoch is the 1-based epoch number the row describes.
+	Epoch int
+	// Step is the cumulative number of optimizer steps at the end of the epoch.
+	Step int
+	// Samples is the cumulative number of samples trained on.
+	Samples int64
+	// TrainLoss and TrainAccuracy are measured on the training set.
+	TrainLoss, TrainAccuracy float64
+	// TestLoss and TestAccuracy are measured on the test set (NaN if not evaluated).
+	TestLoss, TestAccuracy float64
+	// ElapsedSeconds is the wall time since the start of the run.
+	ElapsedSeconds float64
+}
+
+// metricsColumns are the exact header columns of metrics.csv.
+func metricsColumns() []string {
+	return []string{"epoch", "step", "samples", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_seconds"}
+}
+
+// formatFloat formats v so that strconv.ParseFloat returns exactly v
+// (shortest representation; NaN and ±Inf as "NaN", "+Inf", "-Inf").
+func formatFloat(v float64) string {
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// WriteMetricsCSV atomically writes recs to path as CSV with the header
+// epoch,step,samples,train_loss,train_accuracy,test_loss,test_accuracy,elapsed_seconds.
+// Floats are written in their shortest exact form, so ReadMetricsCSV returns
+// the same values.
+func WriteMetricsCSV(path string, recs []EpochRecord) error {
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(metricsColumns()); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			row := []string{
+				strconv.Itoa(r.Epoch), strconv.Itoa(r.Step), strconv.FormatInt(r.Samples, 10),
+				formatFloat(r.TrainLoss), formatFloat(r.TrainAccuracy),
+				formatFloat(r.TestLoss), formatFloat(r.TestAccuracy),
+				formatFloat(r.ElapsedSeconds),
+			}
+			if err := cw.Write(row); err != nil {
+				return fmt.Errorf("epoch %d: %w", r.Epoch, err)
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("report: metrics: %w", err)
+	}
+	return nil
+}
+
+// ReadMetricsCSV reads a file written by WriteMetricsCSV. The header must
+// match exactly; errors name the file, line and column of the bad field.
+func ReadMetricsCSV(path string) ([]EpochRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	cols := metricsColumns()
+	cr.FieldsPerRecord = len(cols)
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("report: %s: empty file, want header %v", path, cols)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	for i, c := range cols {
+		if header[i] != c {
+			return nil, fmt.Errorf("report: %s line 1: column %d is %q, want %q", path, i+1, header[i], c)
+		}
+	}
+	var recs []EpochRecord
+	for {
+		row, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("report: %s: %w", path, err)
+		}
+		line, _ := cr.FieldPos(0)
+		var (
+			r    EpochRecord
+			perr error
+		)
+		parseInt := func(i int, dst *int) {
+			if perr != nil {
+				return
+			}
+			v, err := strconv.Atoi(row[i])
+			if err != nil {
+				perr = fmt.Errorf("column %s: %w", cols[i], err)
+			}
+			*dst = v
+		}
+		parseFloat := func(i int, dst *float64) {
+			if perr != nil {
+				return
+			}
+			v, err := strconv.ParseFloat(row[i], 64)
+			if err != nil {
+				perr = fmt.Errorf("column %s: %w", cols[i], err)
+			}
+			*dst = v
+		}
+		parseInt(0, &r.Epoch)
+		parseInt(1, &r.Step)
+		if perr == nil {
+			v, err := strconv.ParseInt(row[2], 10, 64)
+			if err != nil {
+				perr = fmt.Errorf("column %s: %w", cols[2], err)
+			}
+			r.Samples = v
+		}
+		parseFloat(3, &r.TrainLoss)
+		parseFloat(4, &r.TrainAccuracy)
+		parseFloat(5, &r.TestLoss)
+		parseFloat(6, &r.TestAccuracy)
+		parseFloat(7, &r.ElapsedSeconds)
+		if perr != nil {
+			return nil, fmt.Errorf("report: %s line %d: %w", path, line, perr)
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
