@@ -1,0 +1,272 @@
+// Package job turns command-line flags into a validated training job and runs
+// it: it loads the data, builds the network and optimizer, drives the
+// training loop through an Executor (in-process or distributed) and writes
+// the run's outputs (metrics.csv, learning_curve.png, model.safetensors,
+// summary.json) into the output directory.
+package job
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/train"
+)
+
+// Config holds the training flags shared by every way of running a job.
+type Config struct {
+	Dataset    string
+	Test       string
+	DataDir    string
+	Hidden     IntList
+	Activation string
+	Output     string
+	Loss       string
+	Bias       bool
+	Init       string
+	Optimizer  string
+	LR         float64
+	Momentum   float64
+	Batch      int
+	Epochs     int
+	Steps      int
+	Seed       uint64
+	Shuffle    string
+	InitFrom   string
+	Out        string
+	LogFormat  string
+	LogLevel   string
+}
+
+// Defaults returns the configuration of the default job: MNIST 1 vs 2 with
+// the 784-1000-1000-1 ReLU network of the peer comparison.
+func Defaults() Config {
+	return Config{
+		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu", Output: "sigmoid",
+		Loss: "bce", Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
+		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
+	}
+}
+
+// Bind registers the flags on fs with c's current values as defaults.
+func (c *Config) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "training data: "+strings.Join(data.Names(), ", ")+", or csv:PATH")
+	fs.StringVar(&c.Test, "test", c.Test, "separate test set csv:PATH (default: the data set's own test split)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the MNIST IDX files (for --dataset mnist)")
+	fs.Var(&c.Hidden, "hidden", "comma-separated hidden layer widths, e.g. 1000,1000 (empty: no hidden layer)")
+	fs.StringVar(&c.Activation, "activation", c.Activation, "hidden activation: identity, sigmoid, tanh, relu, leaky-relu, softmax")
+	fs.StringVar(&c.Output, "output", c.Output, "output activation: identity, sigmoid, tanh, softmax, ...")
+	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: mse, bce (sigmoid output), ce (softmax output), hinge")
+	fs.BoolVar(&c.Bias, "bias", c.Bias, "give every dense layer a bias")
+	fs.StringVar(&c.Init, "init", c.Init, "weight initialization: uniform, xavier, he")
+	fs.StringVar(&c.Optimizer, "optimizer", c.Optimizer, "update rule: sgd, momentum, adam")
+	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
+	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
+	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train")
+	fs.IntVar(&c.Steps, "steps", c.Steps, "stop after this many steps in all (0: no limit)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of initialization, data split and shuffling")
+	fs.StringVar(&c.Shuffle, "shuffle", c.Shuffle, "batches: epoch (reshuffle every epoch) or once (draw once, reuse)")
+	fs.StringVar(&c.InitFrom, "init-from", c.InitFrom, "start from the parameters of this .safetensors file")
+	fs.StringVar(&c.Out, "out", c.Out, "output directory (created if missing)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+}
+
+// Validate checks every flag that can be checked without the data and names
+// the flag at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flagName, fmt.Sprintf(format, args...)))
+	}
+	if c.Dataset == "" {
+		bad("dataset", "must name a data set")
+	} else if !strings.HasPrefix(c.Dataset, "csv:") && !contains(data.Names(), c.Dataset) {
+		bad("dataset", "unknown data set %q (want %s, or csv:PATH)", c.Dataset, strings.Join(data.Names(), ", "))
+	}
+	if c.Test != "" && !strings.HasPrefix(c.Test, "csv:") {
+		bad("test", "must be csv:PATH, got %q", c.Test)
+	}
+	for i, h := range c.Hidden {
+		if h <= 0 {
+			bad("hidden", "layer %d has width %d; widths must be positive", i+1, h)
+		}
+	}
+	if _, err := model.ParseActivation(c.Activation); err != nil {
+		bad("activation", "%v", err)
+	}
+	if _, err := model.ParseActivation(c.Output); err != nil {
+		bad("output", "%v", err)
+	}
+	if _, err := model.ParseLoss(c.Loss); err != nil {
+		bad("loss", "%v", err)
+	}
+	if _, err := model.ParseInit(c.Init); err != nil {
+		bad("init", "%v", err)
+	}
+	if _, err := model.ParseOptimizer(c.Optimizer); err != nil {
+		bad("optimizer", "%v", err)
+	}
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
+		bad("lr", "must be a positive number, got %v", c.LR)
+	}
+	if c.Momentum < 0 || c.Momentum >= 1 || math.IsNaN(c.Momentum) {
+		bad("momentum", "must be in [0, 1), got %v", c.Momentum)
+	}
+	if c.Batch < 0 {
+		bad("batch", "must be 0 (full batch) or positive, got %d", c.Batch)
+	}
+	if c.Epochs < 1 {
+		bad("epochs", "must be at least 1, got %d", c.Epochs)
+	}
+	if c.Steps < 0 {
+		bad("steps", "must be 0 (no limit) or positive, got %d", c.Steps)
+	}
+	if _, err := train.ParseShuffle(c.Shuffle); err != nil {
+		bad("shuffle", "%v", err)
+	}
+	if c.Out == "" {
+		bad("out", "must name a directory")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "must be text or json, got %q", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log-level", "%v", err)
+	}
+	if len(errs) == 0 {
+		// Combinations, checked once every single value is known to parse.
+		out, _ := model.ParseActivation(c.Output)
+		loss, _ := model.ParseLoss(c.Loss)
+		width := 1
+		if loss == model.CrossEntropy {
+			width = 2
+		}
+		if err := (model.Config{Inputs: 1, Hidden: c.Hidden, Outputs: width, Output: out, Loss: loss}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--loss %s with --output %s: %w", c.Loss, c.Output, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ModelConfig returns the network configuration for a data set with the
+// given number of features and classes. Binary problems get one output unit
+// unless the loss is softmax cross-entropy; K-class problems get K outputs.
+func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
+	act, err := model.ParseActivation(c.Activation)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--activation: %w", err)
+	}
+	out, err := model.ParseActivation(c.Output)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--output: %w", err)
+	}
+	loss, err := model.ParseLoss(c.Loss)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--loss: %w", err)
+	}
+	init, err := model.ParseInit(c.Init)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--init: %w", err)
+	}
+	outputs := classes
+	if classes == 2 && loss != model.CrossEntropy {
+		outputs = 1
+	}
+	if classes > 2 && (loss == model.BCE || loss == model.Hinge) {
+		return model.Config{}, fmt.Errorf("--loss %s is binary but the data set has %d classes; use --loss ce --output softmax (or mse)", c.Loss, classes)
+	}
+	mc := model.Config{
+		Inputs: features, Hidden: append([]int(nil), c.Hidden...), Outputs: outputs,
+		Activation: act, Output: out, Loss: loss, Bias: c.Bias, Init: init,
+	}
+	if err := mc.Validate(); err != nil {
+		return model.Config{}, fmt.Errorf("--loss %s with --output %s on %d classes: %w", c.Loss, c.Output, classes, err)
+	}
+	return mc, nil
+}
+
+// OptimizerConfig returns the update rule's configuration.
+func (c *Config) OptimizerConfig() (model.OptimizerConfig, error) {
+	kind, err := model.ParseOptimizer(c.Optimizer)
+	if err != nil {
+		return model.OptimizerConfig{}, fmt.Errorf("--optimizer: %w", err)
+	}
+	oc := model.OptimizerConfig{Kind: kind, LR: c.LR, Momentum: c.Momentum}.WithDefaults()
+	if err := oc.Validate(); err != nil {
+		return oc, fmt.Errorf("optimizer flags: %w", err)
+	}
+	return oc, nil
+}
+
+// Schedule returns the batching schedule.
+func (c *Config) Schedule() (train.Schedule, error) {
+	mode, err := train.ParseShuffle(c.Shuffle)
+	if err != nil {
+		return train.Schedule{}, fmt.Errorf("--shuffle: %w", err)
+	}
+	return train.Schedule{Epochs: c.Epochs, MaxSteps: c.Steps, Batch: c.Batch, Shuffle: mode, Seed: c.Seed}, nil
+}
+
+// Map returns the configuration as flag name -> value, for summary.json and
+// model metadata.
+func (c *Config) Map() map[string]string {
+	return map[string]string{
+		"dataset": c.Dataset, "test": c.Test, "hidden": c.Hidden.String(), "activation": c.Activation,
+		"output": c.Output, "loss": c.Loss, "bias": strconv.FormatBool(c.Bias), "init": c.Init,
+		"optimizer": c.Optimizer, "lr": strconv.FormatFloat(c.LR, 'g', -1, 64),
+		"momentum": strconv.FormatFloat(c.Momentum, 'g', -1, 64), "batch": strconv.Itoa(c.Batch),
+		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps),
+		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
+	}
+}
+
+// IntList is a flag.Value holding comma-separated integers.
+type IntList []int
+
+// String implements flag.Value.
+func (l *IntList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value.
+func (l *IntList) Set(s string) error {
+	*l = (*l)[:0]
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", part)
+		}
+		if v <= 0 {
+			return fmt.Errorf("width %d must be positive", v)
+		}
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,228 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/train"
+)
+
+// Output file names inside --out.
+const (
+	MetricsFile = "metrics.csv"
+	CurveFile   = "learning_curve.png"
+	ModelFile   = "model.safetensors"
+	SummaryFile = "summary.json"
+)
+
+// Prepared is a job ready to run: data loaded, network and optimizer built.
+type Prepared struct {
+	Config   Config
+	Train    *data.Dataset
+	Test     *data.Dataset
+	Model    model.Config
+	OptCfg   model.OptimizerConfig
+	Schedule train.Schedule
+	Net      *model.Network
+	Opt      *model.Optimizer
+}
+
+// Prepare validates the configuration, loads the data, builds the network
+// (from --seed, or from --init-from) and the optimizer, and makes sure the
+// output directory is writable, all before any training.
+func Prepare(cfg Config) (*Prepared, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkWritable(cfg.Out); err != nil {
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	trainSet, testSet, err := data.Load(cfg.Dataset, cfg.Test, data.Options{DataDir: cfg.DataDir, Seed: cfg.Seed, TestFraction: 0.2})
+	if err != nil {
+		return nil, fmt.Errorf("--dataset %s: %w", cfg.Dataset, err)
+	}
+	mc, err := cfg.ModelConfig(trainSet.Features, trainSet.Classes)
+	if err != nil {
+		return nil, err
+	}
+	oc, err := cfg.OptimizerConfig()
+	if err != nil {
+		return nil, err
+	}
+	sched, err := cfg.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	net, err := model.New(mc, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.InitFrom != "" {
+		if err := net.LoadFile(cfg.InitFrom); err != nil {
+			return nil, fmt.Errorf("--init-from: %w", err)
+		}
+	}
+	opt, err := model.NewOptimizer(oc, len(net.Params))
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{Config: cfg, Train: trainSet, Test: testSet, Model: mc, OptCfg: oc, Schedule: sched, Net: net, Opt: opt}, nil
+}
+
+// Env carries the process's injected dependencies.
+type Env struct {
+	Log    *slog.Logger
+	Stderr io.Writer        // where the progress bar goes (drawn only on a terminal)
+	Now    func() time.Time // clock
+	// IsTerminal reports whether Stderr is a terminal; nil: never.
+	IsTerminal func(io.Writer) bool
+}
+
+// Run trains the prepared job with exec and writes the outputs. The network
+// in p receives the final parameters. When ctx is cancelled the outputs of
+// the epochs completed so far are still written, and ctx's error returned.
+func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*report.Summary, error) {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	out := p.Config.Out
+	var hooks train.Hooks
+	var progress *report.Progress
+	if env.Stderr != nil && env.IsTerminal != nil && env.IsTerminal(env.Stderr) {
+		progress = report.NewProgress(env.Stderr, env.Now)
+		hooks.Step = func(epoch, step, steps int, samples int64, loss float64) {
+			progress.Update(epoch, step, steps, samples, loss)
+		}
+	}
+	var records []report.EpochRecord
+	hooks.Epoch = func(rec report.EpochRecord) {
+		if progress != nil {
+			progress.Done()
+		}
+		records = append(records, rec)
+		if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
+			env.Log.Error("cannot write metrics", "err", err)
+		}
+	}
+	env.Log.Info("training", "dataset", p.Config.Dataset, "train_rows", p.Train.Rows(), "test_rows", rows(p.Test),
+		"network", p.Model.String(), "params", len(p.Net.Params), "optimizer", p.OptCfg.Kind.String(),
+		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel(),
+		"world_size", exec.WorldSize())
+	res, runErr := train.Run(ctx, exec, p.Train, p.Test, p.Schedule, hooks, env.Log, env.Now)
+	if progress != nil {
+		progress.Done()
+	}
+	if res == nil {
+		return nil, runErr
+	}
+	params, err := exec.Params(ctx)
+	if err != nil && runErr == nil {
+		return nil, fmt.Errorf("fetch final parameters: %w", err)
+	}
+	if err == nil {
+		copy(p.Net.Params, params)
+	}
+	sum := summarize(p, res, exec.WorldSize())
+	if werr := writeOutputs(p, records, sum); werr != nil {
+		return sum, errors.Join(runErr, werr)
+	}
+	env.Log.Info("outputs written", "dir", out, "test_accuracy", sum.TestAccuracy, "samples_per_second", sum.SamplesPerSecond, "wall_seconds", sum.WallSeconds)
+	return sum, runErr
+}
+
+func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
+	s := &report.Summary{
+		Epochs: len(res.Records), Steps: res.Steps, Samples: res.Samples,
+		WallSeconds: res.Wall.Seconds(), WorldSize: world, Dataset: p.Config.Dataset, Config: p.Config.Map(),
+		TestAccuracy: nan(), TestLoss: nan(), TrainLoss: nan(), TrainAccuracy: nan(),
+	}
+	if res.TrainDur > 0 {
+		s.SamplesPerSecond = float64(res.Samples) / res.TrainDur.Seconds()
+	}
+	if n := len(res.Records); n > 0 {
+		last := res.Records[n-1]
+		s.TestAccuracy, s.TestLoss = last.TestAccuracy, last.TestLoss
+		s.TrainLoss, s.TrainAccuracy = last.TrainLoss, last.TrainAccuracy
+	}
+	return s
+}
+
+func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary) error {
+	out := p.Config.Out
+	var errs []error
+	if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
+		errs = append(errs, err)
+	}
+	if len(records) > 0 {
+		title := fmt.Sprintf("%s: %s", p.Config.Dataset, p.Model.String())
+		if err := report.PlotLearningCurve(filepath.Join(out, CurveFile), title, records); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	meta := map[string]string{"epochs": fmt.Sprint(sum.Epochs), "steps": fmt.Sprint(sum.Steps)}
+	for k, v := range p.Config.Map() {
+		meta["ringtrain.flag."+k] = v
+	}
+	if err := p.Net.SaveFile(filepath.Join(out, ModelFile), meta); err != nil {
+		errs = append(errs, err)
+	}
+	if err := report.WriteSummary(filepath.Join(out, SummaryFile), sum); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkWritable creates dir if needed and proves a file can be created in it.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create output directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// NewLogger returns the slog logger the flags ask for, writing to w.
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	lv, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
+	}
+	return lv, nil
+}
+
+func rows(d *data.Dataset) int {
+	if d == nil {
+		return 0
+	}
+	return d.Rows()
+}

@@ -1,0 +1,85 @@
+package model
+
+import "github.com/ringtrain/ringtrain/pkg/linalg"
+
+// Dense is one block of the chain: t = W x + b, out = phi(t).
+//
+// W is row-major with shape [Out, In]; W, B, DW and DB are views into the
+// network's contiguous parameter and gradient buffers.
+type Dense struct {
+	In, Out int
+	Act     Activation
+	W, B    []float32 // B is nil without bias
+	DW, DB  []float32
+
+	// Per-batch workspace, owned by the block: the input it saw, its
+	// pre-activation and its output, each rows x width.
+	x    []float32
+	t    []float32
+	out  []float32
+	rows int
+}
+
+// Forward computes the block's output for a batch of rows (x is rows x In,
+// row-major) and keeps what Backward needs. The returned slice is owned by the
+// block and valid until the next Forward.
+func (d *Dense) Forward(g *linalg.Gemm, x []float32, rows int) []float32 {
+	d.rows = rows
+	d.x = x[:rows*d.In]
+	d.t = grow(d.t, rows*d.Out)
+	d.out = grow(d.out, rows*d.Out)
+	// t = x W^T: [rows, In] x [In, Out].
+	g.Sgemm(false, true, rows, d.Out, d.In, 1, d.x, d.In, d.W, d.In, 0, d.t, d.Out)
+	if d.B != nil {
+		for r := 0; r < rows; r++ {
+			row := d.t[r*d.Out : (r+1)*d.Out]
+			for j, b := range d.B {
+				row[j] += b
+			}
+		}
+	}
+	d.Act.apply(d.t, d.out, d.Out)
+	return d.out
+}
+
+// Backward takes dL/d(out) in dOut (rows x Out; overwritten with dL/dt) and
+// accumulates dL/dW and dL/db into DW and DB (criterion B). If dIn is not nil
+// it receives dL/dx (rows x In), criterion A. When preActivation is true dOut
+// already holds dL/dt (a fused loss layer did the activation's part).
+func (d *Dense) Backward(g *linalg.Gemm, dOut []float32, preActivation bool, dIn []float32) {
+	rows := d.rows
+	dt := dOut[:rows*d.Out]
+	if !preActivation {
+		d.Act.backward(d.t, d.out, dt, d.Out)
+	}
+	// dW += dt^T x: [Out, rows] x [rows, In].
+	g.Sgemm(true, false, d.Out, d.In, rows, 1, dt, d.Out, d.x, d.In, 1, d.DW, d.In)
+	if d.DB != nil {
+		for r := 0; r < rows; r++ {
+			row := dt[r*d.Out : (r+1)*d.Out]
+			for j, v := range row {
+				d.DB[j] += v
+			}
+		}
+	}
+	if dIn != nil {
+		// dx = dt W: [rows, Out] x [Out, In].
+		g.Sgemm(false, false, rows, d.In, d.Out, 1, dt, d.Out, d.W, d.In, 0, dIn[:rows*d.In], d.In)
+	}
+}
+
+// NumParams returns the number of parameters the block owns.
+func (d *Dense) NumParams() int {
+	n := d.In * d.Out
+	if d.B != nil {
+		n += d.Out
+	}
+	return n
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

@@ -1,0 +1,294 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ringtrain/ringtrain/pkg/linalg"
+)
+
+// Config describes a network: its layer widths, activations, loss, bias and
+// initialization. Two processes with equal configs (Config.String) build
+// networks with the same parameter layout.
+type Config struct {
+	Inputs     int        // width of the input
+	Hidden     []int      // widths of the hidden layers, may be empty
+	Outputs    int        // width of the output layer
+	Activation Activation // phi of the hidden layers
+	Output     Activation // phi of the output layer
+	Loss       Loss
+	Bias       bool
+	Init       Init
+}
+
+// Validate reports the first problem with the configuration.
+func (c Config) Validate() error {
+	if c.Inputs <= 0 {
+		return fmt.Errorf("inputs must be positive, got %d", c.Inputs)
+	}
+	for i, h := range c.Hidden {
+		if h <= 0 {
+			return fmt.Errorf("hidden layer %d must have a positive width, got %d", i, h)
+		}
+	}
+	if c.Outputs <= 0 {
+		return fmt.Errorf("outputs must be positive, got %d", c.Outputs)
+	}
+	if c.Activation < Identity || c.Activation > Softmax {
+		return fmt.Errorf("unknown hidden activation %d", int(c.Activation))
+	}
+	if c.Init < Uniform || c.Init > He {
+		return fmt.Errorf("unknown init %d", int(c.Init))
+	}
+	if err := c.Loss.checkOutput(c.Output, c.Outputs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Widths returns the widths of every layer from input to output.
+func (c Config) Widths() []int {
+	w := make([]int, 0, len(c.Hidden)+2)
+	w = append(w, c.Inputs)
+	w = append(w, c.Hidden...)
+	return append(w, c.Outputs)
+}
+
+// String is the canonical one-line description of the configuration, used in
+// model files and to compare the configurations of cluster members.
+func (c Config) String() string {
+	ws := make([]string, 0, len(c.Hidden)+2)
+	for _, w := range c.Widths() {
+		ws = append(ws, strconv.Itoa(w))
+	}
+	return fmt.Sprintf("layers=%s activation=%s output=%s loss=%s bias=%t init=%s",
+		strings.Join(ws, "-"), c.Activation, c.Output, c.Loss, c.Bias, c.Init)
+}
+
+// Diff returns a human-readable list of the fields in which c and o differ,
+// or "" when they are equal.
+func (c Config) Diff(o Config) string {
+	a, b := strings.Fields(c.String()), strings.Fields(o.String())
+	var diffs []string
+	for i := range a {
+		if i < len(b) && a[i] != b[i] {
+			diffs = append(diffs, fmt.Sprintf("%s (here %s)", b[i], strings.SplitN(a[i], "=", 2)[1]))
+		}
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// NumParams returns the length of the parameter buffer of the configuration.
+func (c Config) NumParams() int {
+	w := c.Widths()
+	n := 0
+	for i := 0; i+1 < len(w); i++ {
+		n += w[i] * w[i+1]
+		if c.Bias {
+			n += w[i+1]
+		}
+	}
+	return n
+}
+
+// Network is a chain of dense blocks ending in a loss layer, with all
+// parameters in one buffer and all gradients in another of the same layout.
+// A Network is not safe for concurrent use.
+type Network struct {
+	Config Config
+	Layers []*Dense
+	Params []float32
+	Grads  []float32
+
+	gemm  *linalg.Gemm
+	delta [2][]float32 // ping-pong buffers for dL/d(activations)
+}
+
+// New builds a network and initializes its weights from seed.
+func New(cfg Config, seed uint64) (*Network, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid network configuration: %w", err)
+	}
+	n := &Network{
+		Config: cfg,
+		Params: make([]float32, cfg.NumParams()),
+		Grads:  make([]float32, cfg.NumParams(), cfg.NumParams()+GradTail),
+		gemm:   linalg.New(),
+	}
+	w := cfg.Widths()
+	off := 0
+	view := func(size int) ([]float32, []float32) {
+		p, g := n.Params[off:off+size:off+size], n.Grads[off:off+size:off+size]
+		off += size
+		return p, g
+	}
+	for i := 0; i+1 < len(w); i++ {
+		d := &Dense{In: w[i], Out: w[i+1], Act: cfg.Activation}
+		if i+2 == len(w) {
+			d.Act = cfg.Output
+		}
+		d.W, d.DW = view(d.In * d.Out)
+		if cfg.Bias {
+			d.B, d.DB = view(d.Out)
+		}
+		cfg.Init.fill(d.W, d.In, d.Out, seed, i)
+		n.Layers = append(n.Layers, d)
+	}
+	return n, nil
+}
+
+// GradTail is the spare capacity behind Grads: callers may extend Grads by up
+// to GradTail elements (Grads[:len(Grads)+k]) to carry a few scalars, such as
+// the loss sum and sample count, in the same all-reduce as the gradients.
+const GradTail = 8
+
+// ZeroGrad clears the gradient buffer.
+func (n *Network) ZeroGrad() { clear(n.Grads) }
+
+// Forward runs the chain on rows samples (x is rows x Inputs) and returns the
+// output layer's activations (rows x Outputs), owned by the network.
+func (n *Network) Forward(x []float32, rows int) []float32 {
+	if len(x) < rows*n.Config.Inputs {
+		panic(fmt.Sprintf("model: input has %d values, want %d rows x %d", len(x), rows, n.Config.Inputs))
+	}
+	h := x
+	for _, l := range n.Layers {
+		h = l.Forward(n.gemm, h, rows)
+	}
+	return h
+}
+
+// Evaluate returns the summed loss and the number of correct predictions on
+// the samples x (len(labels) rows) without touching the gradients.
+func (n *Network) Evaluate(x []float32, labels []int32) (lossSum float64, correct int) {
+	rows := len(labels)
+	if rows == 0 {
+		return 0, 0
+	}
+	out := n.Forward(x, rows)
+	last := n.Layers[len(n.Layers)-1]
+	lossSum = n.Config.Loss.evaluate(last.t, out, labels, last.Out, nil)
+	return lossSum, n.countCorrect(out, labels)
+}
+
+// ForwardBackward runs the forward pass on the samples x with their class
+// labels, adds the gradient of the summed loss to Grads and returns the loss
+// sum and the number of correct predictions. If dx is not nil it receives
+// dL/dx (used by gradient checks); otherwise the input gradient of the first
+// block is not computed.
+func (n *Network) ForwardBackward(x []float32, labels []int32, dx []float32) (lossSum float64, correct int) {
+	rows := len(labels)
+	if rows == 0 {
+		return 0, 0
+	}
+	out := n.Forward(x, rows)
+	last := n.Layers[len(n.Layers)-1]
+	d := grow(n.delta[0], rows*last.Out)
+	n.delta[0] = d
+	lossSum = n.Config.Loss.evaluate(last.t, out, labels, last.Out, d)
+	correct = n.countCorrect(out, labels)
+	pre := n.Config.Loss.fused()
+	for i := len(n.Layers) - 1; i >= 0; i-- {
+		l := n.Layers[i]
+		var dIn []float32
+		if i > 0 {
+			k := (len(n.Layers) - i) % 2
+			dIn = grow(n.delta[k], rows*l.In)
+			n.delta[k] = dIn
+		} else if dx != nil {
+			dIn = dx
+		}
+		l.Backward(n.gemm, d, pre, dIn)
+		d, pre = dIn, false
+	}
+	return lossSum, correct
+}
+
+func (n *Network) countCorrect(out []float32, labels []int32) int {
+	k := n.Config.Outputs
+	c := 0
+	for r, y := range labels {
+		if n.Config.Loss.predict(out[r*k:(r+1)*k]) == y {
+			c++
+		}
+	}
+	return c
+}
+
+// Kernel names the matrix-multiply kernel in use.
+func (n *Network) Kernel() string { return n.gemm.Kernel() }
+
+// ErrNonFinite is returned when a buffer holds NaN or Inf.
+var ErrNonFinite = errors.New("non-finite value")
+
+// CheckFinite returns an error naming the first NaN or Inf in buf.
+func CheckFinite(name string, buf []float32) error {
+	// x*0 is 0 for every finite x and NaN for NaN and Inf, so one pass of
+	// multiply-adds without branches finds out whether there is anything to
+	// report.
+	var a0, a1, a2, a3 float32
+	i := 0
+	for ; i+4 <= len(buf); i += 4 {
+		a0 += buf[i] * 0
+		a1 += buf[i+1] * 0
+		a2 += buf[i+2] * 0
+		a3 += buf[i+3] * 0
+	}
+	for ; i < len(buf); i++ {
+		a0 += buf[i] * 0
+	}
+	if a0+a1+a2+a3 == 0 {
+		return nil
+	}
+	for i, v := range buf {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%s[%d] = %v: %w", name, i, v, ErrNonFinite)
+		}
+	}
+	return nil
+}
+
+// Checksum returns a CRC-32C of the parameter bytes, cheap enough to compare
+// replicas every few steps.
+func Checksum(buf []float32) uint32 {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var b [16384]byte
+	var crc uint32
+	for len(buf) > 0 {
+		m := min(len(buf), len(b)/4)
+		for i, v := range buf[:m] {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+		crc = crc32.Update(crc, tab, b[:4*m])
+		buf = buf[m:]
+	}
+	return crc
+}
+
+// DiffStrings compares two canonical configuration strings (Config.String)
+// and lists the fields that differ as "field: a vs b".
+func DiffStrings(a, b string) string {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	var diffs []string
+	for i := 0; i < max(len(fa), len(fb)); i++ {
+		var x, y string
+		if i < len(fa) {
+			x = fa[i]
+		}
+		if i < len(fb) {
+			y = fb[i]
+		}
+		if x != y {
+			diffs = append(diffs, fmt.Sprintf("%s vs %s", x, y))
+		}
+	}
+	if len(diffs) == 0 {
+		return "no difference"
+	}
+	return strings.Join(diffs, ", ")
+}

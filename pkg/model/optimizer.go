@@ -1,0 +1,168 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// OptimizerKind names an update rule.
+type OptimizerKind int
+
+// The update rules; definitions follow PyTorch (see the package documentation).
+const (
+	SGD OptimizerKind = iota
+	Momentum
+	Adam
+)
+
+var optimizerNames = [...]string{"sgd", "momentum", "adam"}
+
+// String returns the name used on the command line and in checkpoints.
+func (k OptimizerKind) String() string {
+	if k < 0 || int(k) >= len(optimizerNames) {
+		return fmt.Sprintf("optimizer(%d)", int(k))
+	}
+	return optimizerNames[k]
+}
+
+// ParseOptimizer maps a command-line name to an OptimizerKind.
+func ParseOptimizer(s string) (OptimizerKind, error) {
+	norm := strings.ToLower(strings.TrimSpace(s))
+	for i, n := range optimizerNames {
+		if n == norm {
+			return OptimizerKind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown optimizer %q (want one of %s)", s, strings.Join(optimizerNames[:], ", "))
+}
+
+// OptimizerConfig holds the hyper-parameters of an update rule.
+type OptimizerConfig struct {
+	Kind     OptimizerKind
+	LR       float64 // learning rate eta
+	Momentum float64 // mu, for Momentum (and SGD when > 0 turns it into Momentum)
+	Beta1    float64 // Adam, default 0.9
+	Beta2    float64 // Adam, default 0.999
+	Eps      float64 // Adam, default 1e-8
+}
+
+// Validate reports the first invalid hyper-parameter.
+func (c OptimizerConfig) Validate() error {
+	switch {
+	case c.Kind < SGD || c.Kind > Adam:
+		return fmt.Errorf("unknown optimizer %d", int(c.Kind))
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("learning rate must be a positive number, got %v", c.LR)
+	case c.Momentum < 0 || c.Momentum >= 1 || math.IsNaN(c.Momentum):
+		return fmt.Errorf("momentum must be in [0, 1), got %v", c.Momentum)
+	case c.Kind == Adam && (c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1):
+		return fmt.Errorf("adam betas must be in [0, 1), got %v and %v", c.Beta1, c.Beta2)
+	case c.Kind == Adam && !(c.Eps > 0):
+		return fmt.Errorf("adam eps must be positive, got %v", c.Eps)
+	}
+	return nil
+}
+
+// WithDefaults fills the Adam constants and turns SGD with momentum into
+// Momentum.
+func (c OptimizerConfig) WithDefaults() OptimizerConfig {
+	if c.Kind == SGD && c.Momentum > 0 {
+		c.Kind = Momentum
+	}
+	if c.Kind == Momentum && c.Momentum == 0 {
+		c.Momentum = 0.9
+	}
+	if c.Beta1 == 0 {
+		c.Beta1 = 0.9
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = 0.999
+	}
+	if c.Eps == 0 {
+		c.Eps = 1e-8
+	}
+	return c
+}
+
+// Optimizer applies an update rule to a parameter buffer. Its whole state is
+// the step count and one flat buffer (State), so that it can be checkpointed
+// and shipped to a joining worker.
+type Optimizer struct {
+	Config OptimizerConfig
+	// Steps counts the updates applied so far (Adam's t).
+	Steps int64
+	// State is empty for SGD, the velocity for Momentum, and m followed by v
+	// for Adam; each of the parameter buffer's length.
+	State []float32
+}
+
+// NewOptimizer returns an optimizer for n parameters.
+func NewOptimizer(cfg OptimizerConfig, n int) (*Optimizer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid optimizer: %w", err)
+	}
+	o := &Optimizer{Config: cfg}
+	switch cfg.Kind {
+	case Momentum:
+		o.State = make([]float32, n)
+	case Adam:
+		o.State = make([]float32, 2*n)
+	}
+	return o, nil
+}
+
+// StateLen returns the length State must have for n parameters.
+func (o *Optimizer) StateLen(n int) int {
+	switch o.Config.Kind {
+	case Momentum:
+		return n
+	case Adam:
+		return 2 * n
+	}
+	return 0
+}
+
+// Step applies one update: params <- params - lr * rule(grads * scale).
+// scale lets callers pass gradient sums with scale = 1/count.
+func (o *Optimizer) Step(params, grads []float32, scale float32) {
+	if len(params) != len(grads) {
+		panic(fmt.Sprintf("model: %d params but %d grads", len(params), len(grads)))
+	}
+	o.Steps++
+	lr := float32(o.Config.LR)
+	switch o.Config.Kind {
+	case SGD:
+		a := lr * scale
+		for i, g := range grads {
+			params[i] -= a * g
+		}
+	case Momentum:
+		mu := float32(o.Config.Momentum)
+		v := o.State[:len(params)]
+		for i, g := range grads {
+			vi := mu*v[i] + g*scale
+			v[i] = vi
+			params[i] -= lr * vi
+		}
+	case Adam:
+		n := len(params)
+		m, v := o.State[:n], o.State[n:2*n]
+		b1, b2 := float32(o.Config.Beta1), float32(o.Config.Beta2)
+		t := float64(o.Steps)
+		bc1 := 1 - math.Pow(o.Config.Beta1, t)
+		bc2 := 1 - math.Pow(o.Config.Beta2, t)
+		stepSize := float32(o.Config.LR / bc1)
+		invSqrtBC2 := float32(1 / math.Sqrt(bc2))
+		eps := float32(o.Config.Eps)
+		for i, g := range grads {
+			g *= scale
+			mi := b1*m[i] + (1-b1)*g
+			vi := b2*v[i] + (1-b2)*g*g
+			m[i], v[i] = mi, vi
+			denom := float32(math.Sqrt(float64(vi)))*invSqrtBC2 + eps
+			params[i] -= stepSize * mi / denom
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Package train runs a training schedule: epochs of seeded permutations cut
+// into global batches, each batch handed to an Executor that computes the
+// gradient sums and applies the update, with an evaluation of the test set at
+// every epoch end.
+//
+// The loop is the same whether the Executor is the in-process one of this
+// package (LocalExecutor) or the distributed one of the coordinator: the
+// schedule, and therefore the trajectory, does not depend on how the steps
+// are executed.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/shard"
+)
+
+// StepResult holds the sums a step produced over its global batch.
+type StepResult struct {
+	LossSum float64 // sum of per-sample losses
+	Correct int     // samples classified correctly (before the update)
+	Count   int     // samples in the global batch
+}
+
+// Executor carries out training steps and evaluations.
+type Executor interface {
+	// Step trains on the global batch (row indices into the training set)
+	// of step `step` (counted from 0 over the whole run) and applies one
+	// synchronized update.
+	Step(ctx context.Context, step int, batch []int) (StepResult, error)
+	// Evaluate returns the loss sum and the number of correct predictions
+	// over every row of ds, without changing the parameters.
+	Evaluate(ctx context.Context, ds *data.Dataset) (lossSum float64, correct int, err error)
+	// WorldSize is the number of workers that ran the last step.
+	WorldSize() int
+	// Params returns the current parameters (the caller must not modify
+	// them).
+	Params(ctx context.Context) ([]float32, error)
+}
+
+// ShuffleMode says whether batches are drawn anew every epoch or once.
+type ShuffleMode int
+
+// The shuffle modes of the lecture.
+const (
+	// ShuffleEpoch draws a new permutation every epoch.
+	ShuffleEpoch ShuffleMode = iota
+	// ShuffleOnce draws one permutation and reuses its batches every epoch.
+	ShuffleOnce
+)
+
+// ParseShuffle maps a command-line name to a ShuffleMode.
+func ParseShuffle(s string) (ShuffleMode, error) {
+	switch s {
+	case "epoch":
+		return ShuffleEpoch, nil
+	case "once":
+		return ShuffleOnce, nil
+	}
+	return 0, fmt.Errorf("unknown shuffle mode %q (want epoch or once)", s)
+}
+
+// String returns the command-line name.
+func (m ShuffleMode) String() string {
+	if m == ShuffleOnce {
+		return "once"
+	}
+	return "epoch"
+}
+
+// Schedule fixes which samples every step sees.
+type Schedule struct {
+	Epochs   int         // epochs to run
+	MaxSteps int         // stop after this many steps in all (0: no limit)
+	Batch    int         // global batch size; 0 or >= rows: full batch; 1: single sample
+	Shuffle  ShuffleMode // reshuffle every epoch, or draw once
+	Seed     uint64      // seed of the permutations
+}
+
+// Validate reports the first problem with the schedule.
+func (s Schedule) Validate() error {
+	switch {
+	case s.Epochs < 1:
+		return fmt.Errorf("epochs must be at least 1, got %d", s.Epochs)
+	case s.MaxSteps < 0:
+		return fmt.Errorf("steps must be 0 (no limit) or positive, got %d", s.MaxSteps)
+	case s.Batch < 0:
+		return fmt.Errorf("batch must be 0 (full batch) or positive, got %d", s.Batch)
+	}
+	return nil
+}
+
+// Permutation returns the sample order of an epoch.
+func (s Schedule) Permutation(epoch, rows int) []int {
+	if s.Shuffle == ShuffleOnce {
+		epoch = 0
+	}
+	return shard.Permutation(s.Seed, epoch, rows)
+}
+
+// Hooks are called by Run as training progresses; any may be nil.
+type Hooks struct {
+	// Step is called after every step with the epoch (from 1), the step
+	// within the epoch (from 1), the steps in the epoch, the samples trained
+	// so far and the running mean loss of the epoch.
+	Step func(epoch, step, steps int, samples int64, loss float64)
+	// Epoch is called after every epoch's evaluation.
+	Epoch func(rec report.EpochRecord)
+}
+
+// Result is what a run produced.
+type Result struct {
+	Records  []report.EpochRecord
+	Steps    int
+	Samples  int64
+	Wall     time.Duration // whole run, evaluations included
+	TrainDur time.Duration // steps only
+}
+
+// Run trains for the schedule. It evaluates the test set (if any) at every
+// epoch end. A cancelled context stops it between steps with ctx's error and
+// the result so far.
+func Run(ctx context.Context, exec Executor, train, test *data.Dataset, sched Schedule, hooks Hooks, log *slog.Logger, now func() time.Time) (*Result, error) {
+	if err := sched.Validate(); err != nil {
+		return nil, err
+	}
+	if train == nil || train.Rows() == 0 {
+		return nil, errors.New("the training set is empty")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rows := train.Rows()
+	steps := shard.Steps(rows, sched.Batch)
+	res := &Result{}
+	start := now()
+	for epoch := 1; epoch <= sched.Epochs; epoch++ {
+		perm := sched.Permutation(epoch-1, rows)
+		var lossSum float64
+		var correct, seen int
+		for s := 0; s < steps; s++ {
+			if sched.MaxSteps > 0 && res.Steps >= sched.MaxSteps {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				res.Wall = now().Sub(start)
+				return res, err
+			}
+			batch := shard.Batch(perm, s, sched.Batch)
+			t0 := now()
+			r, err := exec.Step(ctx, res.Steps, batch)
+			res.TrainDur += now().Sub(t0)
+			if err != nil {
+				res.Wall = now().Sub(start)
+				return res, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+			}
+			res.Steps++
+			res.Samples += int64(r.Count)
+			lossSum += r.LossSum
+			correct += r.Correct
+			seen += r.Count
+			if hooks.Step != nil {
+				hooks.Step(epoch, s+1, steps, res.Samples, lossSum/float64(seen))
+			}
+		}
+		if seen == 0 {
+			break
+		}
+		rec := report.EpochRecord{
+			Epoch: epoch, Step: res.Steps, Samples: res.Samples,
+			TrainLoss: lossSum / float64(seen), TrainAccuracy: float64(correct) / float64(seen),
+		}
+		if test != nil && test.Rows() > 0 {
+			tl, tc, err := exec.Evaluate(ctx, test)
+			if err != nil {
+				res.Wall = now().Sub(start)
+				return res, fmt.Errorf("evaluate test set after epoch %d: %w", epoch, err)
+			}
+			rec.TestLoss = tl / float64(test.Rows())
+			rec.TestAccuracy = float64(tc) / float64(test.Rows())
+		} else {
+			rec.TestLoss, rec.TestAccuracy = nanValue(), nanValue()
+		}
+		rec.ElapsedSeconds = now().Sub(start).Seconds()
+		res.Records = append(res.Records, rec)
+		log.Info("epoch done", "epoch", epoch, "step", res.Steps, "samples", res.Samples,
+			"train_loss", rec.TrainLoss, "train_accuracy", rec.TrainAccuracy,
+			"test_loss", rec.TestLoss, "test_accuracy", rec.TestAccuracy,
+			"elapsed_seconds", rec.ElapsedSeconds, "world_size", exec.WorldSize())
+		if hooks.Epoch != nil {
+			hooks.Epoch(rec)
+		}
+		if sched.MaxSteps > 0 && res.Steps >= sched.MaxSteps {
+			break
+		}
+	}
+	res.Wall = now().Sub(start)
+	return res, nil
+}
