@@ -1,0 +1,50 @@
+//go:build 386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm
+
+package allreduce
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+)
+
+// On little-endian hosts a []float32 already is its wire encoding: encode
+// returns a view of src's memory (no copy) and decoding reinterprets aligned
+// payloads in place. Unaligned payloads fall back to encoding/binary.
+
+// encode returns the little-endian bytes of src and the scratch buffer to reuse
+// next time (unused here).
+func encode(scratch []byte, src []float32) (data, _ []byte) {
+	if len(src) == 0 {
+		return nil, scratch
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)), scratch
+}
+
+// asFloats reinterprets src as float32s when it is 4-byte aligned.
+func asFloats(src []byte) ([]float32, bool) {
+	if len(src) == 0 || uintptr(unsafe.Pointer(unsafe.SliceData(src)))%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(src))), len(src)/4), true
+}
+
+// addLE adds the little-endian float32s in src (len(src) == 4*len(dst)) into dst.
+func addLE(dst []float32, src []byte) {
+	if f, ok := asFloats(src); ok {
+		addFloats(dst, f)
+		return
+	}
+	src = src[:4*len(dst)]
+	for i := range dst {
+		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+// copyLE copies the little-endian float32s in src (len(src) == 4*len(dst)) into dst.
+func copyLE(dst []float32, src []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), src)
+}

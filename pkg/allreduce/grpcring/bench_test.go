@@ -1,0 +1,79 @@
+package grpcring_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ringtrain/ringtrain/pkg/allreduce"
+	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+)
+
+// BenchmarkAllReduce measures the ring all-reduce the way nccl-tests reports it:
+// algBW = buffer bytes / time per all-reduce, busBW = algBW * 2(N-1)/N, in GB/s
+// (1e9 bytes). All N workers run in this process; the grpc transport uses real
+// loopback sockets. Sizes are in MB of float32 (1 MB = 1e6 bytes).
+//
+//	go test -run '^$' -bench 'AllReduce/transport=grpc' ./pkg/allreduce/grpcring
+func BenchmarkAllReduce(b *testing.B) {
+	frameBytes := allreduce.DefaultFrameBytes
+	for _, transport := range []string{"grpc", "inmem"} {
+		for _, n := range []int{2, 4} {
+			for _, mb := range []float64{1, 7.1, 14.3, 64} {
+				name := fmt.Sprintf("transport=%s/n=%d/mb=%s", transport, n, strconv.FormatFloat(mb, 'f', -1, 64))
+				b.Run(name, func(b *testing.B) { benchRing(b, transport, n, mb, frameBytes) })
+			}
+		}
+	}
+}
+
+// BenchmarkFrameSize compares frame sizes on loopback gRPC (N=2, 7.1 MB, the
+// MNIST model's gradient buffer); it is how allreduce.DefaultFrameBytes was chosen.
+func BenchmarkFrameSize(b *testing.B) {
+	for _, kib := range []int{64, 128, 256, 512, 1024, 2048} {
+		b.Run(fmt.Sprintf("frame=%dKiB", kib), func(b *testing.B) { benchRing(b, "grpc", 2, 7.1, kib<<10) })
+	}
+}
+
+// benchRing runs all-reduces of mb MB over n in-process ranks and reports
+// nccl-tests' algBW and busBW.
+func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int) {
+	elems := int(mb * 1e6 / 4)
+	bufs := make([][]float32, n)
+	for r := range bufs {
+		bufs[r] = make([]float32, elems)
+		for i := range bufs[r] {
+			bufs[r][i] = float32(i%7) * 0.5
+		}
+	}
+	var ts []allreduce.Transport
+	if transport == "grpc" {
+		nodes := startNodes(b, n, grpcring.Options{MaxFrameBytes: frameBytes})
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		ts = connect(b, nodes, order, 1)
+	}
+	cfg := allreduce.Config{Generation: 1, FrameBytes: frameBytes}
+	b.SetBytes(int64(4 * elems))
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		if transport == "inmem" {
+			ts = allreduce.NewInmemRing(n)
+		}
+		cfg.Step = uint64(i)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := allreduce.RunRing(ctx, ts, cfg, bufs)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := time.Since(start).Seconds() / float64(b.N)
+	alg := float64(4*elems) / per / 1e9
+	b.ReportMetric(alg, "algGB/s")
+	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busGB/s")
+}
