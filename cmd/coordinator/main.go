@@ -1,0 +1,20 @@
+// Command coordinator runs a training job: it owns the data, the schedule,
+// the membership and the results, and drives workers (in this process with
+// --local-workers, or joined over the network). See README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ringtrain/ringtrain/pkg/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Coordinator(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ringtrain/ringtrain/pkg/report"
+)
+
+func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--lr", "-1"}, "--lr: must be a positive number"},
+		{[]string{"--lr", "abc"}, `invalid value "abc" for flag -lr`},
+		{[]string{"--batch", "-3"}, "--batch: must be 0"},
+		{[]string{"--epochs", "0"}, "--epochs: must be at least 1"},
+		{[]string{"--steps", "-1"}, "--steps"},
+		{[]string{"--hidden", "10,x"}, `invalid value "10,x" for flag -hidden`},
+		{[]string{"--hidden", "10,0"}, `width 0 must be positive`},
+		{[]string{"--activation", "swish"}, `--activation: unknown activation "swish"`},
+		{[]string{"--output", "tanh"}, "--loss bce with --output tanh"},
+		{[]string{"--loss", "l1"}, `--loss: unknown loss "l1"`},
+		{[]string{"--init", "zeros"}, "--init: unknown init"},
+		{[]string{"--optimizer", "rmsprop"}, "--optimizer: unknown optimizer"},
+		{[]string{"--momentum", "1"}, "--momentum: must be in [0, 1)"},
+		{[]string{"--shuffle", "never"}, "--shuffle: unknown shuffle mode"},
+		{[]string{"--dataset", "cifar"}, `--dataset: unknown data set "cifar"`},
+		{[]string{"--test", "gaussian"}, "--test: must be csv:PATH"},
+		{[]string{"--min-workers", "0"}, "--min-workers: must be at least 1"},
+		{[]string{"--max-workers", "1", "--min-workers", "2"}, "--max-workers"},
+		{[]string{"--grpc-addr", "nonsense"}, "--grpc-addr"},
+		{[]string{"--frame-bytes", "7"}, "--frame-bytes"},
+		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"stray"}, `unexpected argument "stray"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := Coordinator(context.Background(), append(tc.args, "--out", t.TempDir()), &stderr)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("stderr does not name the problem %q:\n%s", tc.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestWorkerRejectsInvalidFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "--join: is required"},
+		{[]string{"--join", "nohost"}, `--join: "nohost" is not host:port`},
+		{[]string{"--join", "a:1", "--grpc-addr", "x"}, "--grpc-addr"},
+		{[]string{"--join", "a:1", "--advertise", "y"}, "--advertise"},
+	}
+	for _, tc := range tests {
+		var stderr bytes.Buffer
+		if code := Worker(context.Background(), tc.args, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestSingleProcessTrainingWritesOutputs runs the lecture's exercise network
+// on the Gaussian data in-process and checks every output file.
+func TestSingleProcessTrainingWritesOutputs(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "new", "dir")
+	var stderr bytes.Buffer
+	args := []string{"--single-process", "--dataset", "gaussian", "--hidden", "2", "--activation", "tanh", "--output", "sigmoid",
+		"--loss", "mse", "--init", "xavier", "--lr", "0.5", "--batch", "16", "--epochs", "40", "--out", out}
+	if code := Coordinator(context.Background(), args, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	s, err := report.ReadSummary(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Epochs != 40 || s.Steps != 400 || s.Samples != 6400 || s.WorldSize != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	if s.TestAccuracy < 0.85 {
+		t.Fatalf("test accuracy %.3f after 40 epochs; the 2-2-1 network should beat 0.85", s.TestAccuracy)
+	}
+	recs, err := report.ReadMetricsCSV(filepath.Join(out, "metrics.csv"))
+	if err != nil || len(recs) != 40 {
+		t.Fatalf("metrics: %d rows, %v", len(recs), err)
+	}
+	if !(recs[39].TrainLoss < recs[0].TrainLoss) {
+		t.Fatalf("train loss went from %v to %v", recs[0].TrainLoss, recs[39].TrainLoss)
+	}
+	for _, f := range []string{"learning_curve.png", "model.safetensors"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if c := strings.Count(stderr.String(), "epoch done"); c != 40 {
+		t.Fatalf("%d epoch lines on stderr, want 40", c)
+	}
+
+	// The model file starts a new run, and one of another shape is refused.
+	out2 := t.TempDir()
+	stderr.Reset()
+	args2 := []string{"--single-process", "--dataset", "gaussian", "--hidden", "2", "--activation", "tanh", "--output", "sigmoid",
+		"--loss", "mse", "--steps", "1", "--init-from", filepath.Join(out, "model.safetensors"), "--out", out2}
+	if code := Coordinator(context.Background(), args2, &stderr); code != 0 {
+		t.Fatalf("init-from: exit %d:\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	args3 := []string{"--single-process", "--dataset", "gaussian", "--hidden", "3", "--activation", "tanh", "--output", "sigmoid",
+		"--loss", "mse", "--init-from", filepath.Join(out, "model.safetensors"), "--out", out2}
+	if code := Coordinator(context.Background(), args3, &stderr); code != 1 || !strings.Contains(stderr.String(), "layers.0.weight has shape [2 2], the network needs [3 2]") {
+		t.Fatalf("mismatched init-from: exit %d:\n%s", code, stderr.String())
+	}
+}
+
+func TestUnwritableOutFailsBeforeTraining(t *testing.T) {
+	// A path below a regular file cannot be created, even by root.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := Coordinator(context.Background(), []string{"--single-process", "--dataset", "gaussian", "--out", filepath.Join(file, "sub")}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--out") || strings.Contains(stderr.String(), "epoch done") {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}

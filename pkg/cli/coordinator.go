@@ -1,0 +1,198 @@
+// Package cli holds the command lines of the coordinator and the worker:
+// flag sets, validation that names the flag at fault, and the wiring from
+// flags to running components. The mains in cmd/ only call Coordinator and
+// Worker; tests run the same functions in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/ringtrain/ringtrain/pkg/coordinator"
+	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/train"
+)
+
+// CoordinatorOptions are the coordinator's flags beyond the training job's.
+type CoordinatorOptions struct {
+	Job             job.Config
+	GRPCAddr        string
+	Advertise       string
+	GossipAddr      string
+	GossipAdvertise string
+	MinWorkers      int
+	MaxWorkers      int
+	LocalWorkers    int
+	CheckEvery      int
+	StepTimeout     time.Duration
+	FrameBytes      int
+	SingleProcess   bool
+	GossipFast      bool
+}
+
+// CoordinatorFlags returns the coordinator's flag set bound to opts, which
+// holds the defaults.
+func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts.Job.Bind(fs)
+	fs.StringVar(&opts.GRPCAddr, "grpc-addr", opts.GRPCAddr, "listen address of the coordinator's gRPC server")
+	fs.StringVar(&opts.Advertise, "advertise", opts.Advertise, "gRPC address workers should dial (default: derived from --grpc-addr)")
+	fs.StringVar(&opts.GossipAddr, "gossip-addr", opts.GossipAddr, "gossip (memberlist) bind address, TCP and UDP")
+	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", opts.GossipAdvertise, "gossip address other members should use (default: derived)")
+	fs.IntVar(&opts.MinWorkers, "min-workers", opts.MinWorkers, "training starts (and continues) when this many workers are live")
+	fs.IntVar(&opts.MaxWorkers, "max-workers", opts.MaxWorkers, "at most this many workers train; others wait as spares (0: no limit)")
+	fs.IntVar(&opts.LocalWorkers, "local-workers", opts.LocalWorkers, "start this many workers inside this process (single-node mode, real sockets on 127.0.0.1)")
+	fs.IntVar(&opts.CheckEvery, "check-every", opts.CheckEvery, "compare the replicas' parameter checksums every this many steps (0: never)")
+	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "deadline of one attempt at a step; a worker that does not finish in time is dropped")
+	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
+	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
+	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
+	return fs
+}
+
+// DefaultCoordinatorOptions returns the coordinator's defaults.
+func DefaultCoordinatorOptions() CoordinatorOptions {
+	return CoordinatorOptions{
+		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
+		StepTimeout: 30 * time.Second, FrameBytes: 512 << 10,
+	}
+}
+
+// Validate checks the coordinator's own flags and names the flag at fault.
+func (o *CoordinatorOptions) Validate() error {
+	errs := []error{o.Job.Validate()}
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	for name, addr := range map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port (use :PORT for every interface, port 0 for any port)", addr)
+		}
+	}
+	for name, addr := range map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	if o.MinWorkers < 1 {
+		bad("min-workers", "must be at least 1, got %d", o.MinWorkers)
+	}
+	if o.MaxWorkers < 0 || (o.MaxWorkers > 0 && o.MaxWorkers < o.MinWorkers) {
+		bad("max-workers", "must be 0 (no limit) or at least --min-workers (%d), got %d", o.MinWorkers, o.MaxWorkers)
+	}
+	if o.LocalWorkers < 0 || o.LocalWorkers > 64 {
+		bad("local-workers", "must be between 0 and 64, got %d", o.LocalWorkers)
+	}
+	if o.CheckEvery < 0 {
+		bad("check-every", "must be 0 (never) or positive, got %d", o.CheckEvery)
+	}
+	if o.StepTimeout <= 0 {
+		bad("step-timeout", "must be positive, got %v", o.StepTimeout)
+	}
+	if o.FrameBytes < 1024 || o.FrameBytes > 4<<20 || o.FrameBytes%4 != 0 {
+		bad("frame-bytes", "must be a multiple of 4 between 1024 and 4194304, got %d", o.FrameBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// Coordinator runs the coordinator command line and returns the exit code:
+// 0 on success, 2 for invalid flags, 1 for any other failure.
+func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
+	opts := DefaultCoordinatorOptions()
+	fs := CoordinatorFlags(&opts, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "coordinator: unexpected argument %q (flags start with --)\n", fs.Arg(0))
+		return 2
+	}
+	if opts.LocalWorkers > 0 {
+		// Single-node mode stays on loopback unless told otherwise, so that
+		// nothing is exposed and nothing is dialled beyond this machine.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["grpc-addr"] {
+			opts.GRPCAddr = "127.0.0.1" + opts.GRPCAddr
+		}
+		if !set["gossip-addr"] {
+			opts.GossipAddr = "127.0.0.1" + opts.GossipAddr
+		}
+		if !set["min-workers"] {
+			opts.MinWorkers = opts.LocalWorkers
+		}
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintf(stderr, "coordinator: invalid flags:\n%v\n", err)
+		return 2
+	}
+	log, err := job.NewLogger(stderr, opts.Job.LogFormat, opts.Job.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "coordinator: %v\n", err)
+		return 2
+	}
+	p, err := job.Prepare(opts.Job)
+	if err != nil {
+		log.Error("cannot start training", "err", err)
+		return 1
+	}
+	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal}
+	var exec train.Executor
+	if opts.SingleProcess {
+		exec, err = train.NewLocalExecutor(p.Net, p.Opt, p.Train)
+		if err != nil {
+			log.Error("cannot start training", "err", err)
+			return 1
+		}
+	} else {
+		c, err := coordinator.Start(ctx, coordinator.Config{
+			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
+			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
+			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
+		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
+		if err != nil {
+			log.Error("cannot start the coordinator", "err", err)
+			return 1
+		}
+		defer c.Close()
+		if opts.LocalWorkers > 0 {
+			lw, err := coordinator.StartLocalWorkers(ctx, opts.LocalWorkers, joinable(c.GossipAddr()), opts.GossipFast, nil, log)
+			if err != nil {
+				log.Error("cannot start local workers", "err", err)
+				return 1
+			}
+			defer lw.Stop()
+		}
+		exec = c
+	}
+	if _, err := job.Run(ctx, p, exec, env); err != nil {
+		log.Error("training failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// joinable turns a bound gossip address into one a local process can dial.
+func joinable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/worker"
+)
+
+// WorkerOptions are the worker's flags.
+type WorkerOptions struct {
+	ID              string
+	Join            string
+	GRPCAddr        string
+	Advertise       string
+	GossipAddr      string
+	GossipAdvertise string
+	ExpectModel     string
+	GossipFast      bool
+	LogFormat       string
+	LogLevel        string
+}
+
+// DefaultWorkerOptions returns the worker's defaults.
+func DefaultWorkerOptions() WorkerOptions {
+	return WorkerOptions{GRPCAddr: ":7071", GossipAddr: ":7947", LogFormat: "text", LogLevel: "info"}
+}
+
+// WorkerFlags returns the worker's flag set bound to opts.
+func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.ID, "id", opts.ID, "unique worker name (default: host name and a random suffix)")
+	fs.StringVar(&opts.Join, "join", opts.Join, "gossip address HOST:PORT of any member (comma-separated list allowed; a DNS name may resolve to several)")
+	fs.StringVar(&opts.GRPCAddr, "grpc-addr", opts.GRPCAddr, "listen address of the worker's gRPC server")
+	fs.StringVar(&opts.Advertise, "advertise", opts.Advertise, "gRPC address the coordinator and ring neighbours should dial (default: derived)")
+	fs.StringVar(&opts.GossipAddr, "gossip-addr", opts.GossipAddr, "gossip (memberlist) bind address, TCP and UDP")
+	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", opts.GossipAdvertise, "gossip address other members should use (default: derived)")
+	fs.StringVar(&opts.ExpectModel, "expect-model", opts.ExpectModel, `refuse to train any other model, e.g. "layers=784-1000-1000-1 activation=relu output=sigmoid loss=bce bias=true init=he"`)
+	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
+	fs.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "log format: text or json")
+	fs.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level: debug, info, warn, error")
+	return fs
+}
+
+// Validate checks the worker's flags and names the flag at fault.
+func (o *WorkerOptions) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(o.Join) == "" {
+		bad("join", "is required: the gossip address of the coordinator or of any worker")
+	}
+	for _, a := range splitList(o.Join) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("join", "%q is not host:port", a)
+		}
+	}
+	for name, addr := range map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	for name, addr := range map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		bad("log-format", "must be text or json, got %q", o.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// Worker runs the worker command line and returns the exit code: 0 after a
+// clean shutdown, 2 for invalid flags, 1 for any other failure (including a
+// refusal by the coordinator).
+func Worker(ctx context.Context, args []string, stderr io.Writer) int {
+	opts := DefaultWorkerOptions()
+	fs := WorkerFlags(&opts, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "worker: unexpected argument %q (flags start with --)\n", fs.Arg(0))
+		return 2
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintf(stderr, "worker: invalid flags:\n%v\n", err)
+		return 2
+	}
+	log, err := job.NewLogger(stderr, opts.LogFormat, opts.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: --log-level: %v\n", err)
+		return 2
+	}
+	w, err := worker.Start(ctx, worker.Config{
+		ID: opts.ID, GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr,
+		GossipAdvertise: opts.GossipAdvertise, Join: splitList(opts.Join), ExpectModel: opts.ExpectModel,
+		GossipFast: opts.GossipFast, Log: log,
+	})
+	if err != nil {
+		log.Error("cannot start the worker", "err", err)
+		return 1
+	}
+	if err := w.Run(ctx); err != nil {
+		log.Error("worker failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

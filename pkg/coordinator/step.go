@@ -1,0 +1,233 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/train"
+	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
+)
+
+// ErrDiverged reports replicas whose parameters differ.
+var ErrDiverged = errors.New("replicas diverged")
+
+// Step implements train.Executor: it runs the step on the current ring and
+// commits it on every worker, or aborts it and tries again on a re-formed
+// ring with the same global batch, so that no sample is lost or counted
+// twice.
+func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.StepResult, error) {
+	force := false
+	var lastErr error
+	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
+		ring, err := c.formRing(ctx, force)
+		if err != nil {
+			return train.StepResult{}, err
+		}
+		res, err := c.attempt(ctx, ring, step, batch)
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, ErrDiverged) || ctx.Err() != nil {
+			return train.StepResult{}, err
+		}
+		lastErr = err
+		c.stats.Aborts++
+		c.log.Warn("step aborted", "step", step, "generation", c.generation, "attempt", attempt, "err", err)
+		c.dropUnhealthy(ctx, ring)
+		force = true
+	}
+	return train.StepResult{}, fmt.Errorf("step %d failed %d times: %w", step, c.cfg.MaxAttempts, lastErr)
+}
+
+// attempt runs one try at a step on ring: Step on every worker in parallel
+// (cancelling all at the first failure), then Commit on every worker.
+func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, batch []int) (train.StepResult, error) {
+	n := len(ring)
+	addrs := make([]string, n)
+	for i, m := range ring {
+		addrs[i] = m.addr
+	}
+	shards := shardsOf(batch, n)
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.StepTimeout)
+	defer cancel()
+	reports := make([]*pb.StepReport, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range ring {
+		req := &pb.StepRequest{
+			RunId: c.runID, Generation: c.generation, Step: uint64(step), Ring: addrs, Rank: uint32(i),
+			Shard: protocol.EncodeShard(c.job.Train, shards[i]),
+		}
+		wg.Go(func() {
+			r, err := m.client.Step(sctx, req)
+			if err != nil {
+				errs[i] = fmt.Errorf("worker %s: %w", m.id, err)
+				cancel() // the others would wait for this one's frames
+				return
+			}
+			reports[i] = r
+		})
+	}
+	wg.Wait()
+	if err := firstCause(errs); err != nil {
+		return train.StepResult{}, err
+	}
+	for i, r := range reports[1:] {
+		if r.Count != reports[0].Count || r.Correct != reports[0].Correct {
+			return train.StepResult{}, fmt.Errorf("%w: workers %s and %s report different totals for step %d", ErrDiverged, ring[0].id, ring[i+1].id, step)
+		}
+	}
+	if int(reports[0].Count) != len(batch) {
+		return train.StepResult{}, fmt.Errorf("the ring counted %d samples in step %d, the batch has %d", reports[0].Count, step, len(batch))
+	}
+
+	check := c.cfg.CheckEvery > 0 && (step+1)%c.cfg.CheckEvery == 0
+	commits := make([]*pb.CommitReport, n)
+	cerrs := make([]error, n)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StepTimeout)
+	defer ccancel()
+	for i, m := range ring {
+		wg.Go(func() {
+			r, err := m.client.Commit(cctx, &pb.CommitRequest{RunId: c.runID, Generation: c.generation, Step: uint64(step), Apply: true, WantChecksum: check})
+			commits[i], cerrs[i] = r, err
+		})
+	}
+	wg.Wait()
+	c.committed++
+	var ok []int
+	for i, err := range cerrs {
+		if err != nil {
+			// The others applied the step; this one may or may not have.
+			// It must be brought up to date before it trains again.
+			c.suspect(ring[i], fmt.Errorf("commit of step %d: %w", step, err))
+			continue
+		}
+		ok = append(ok, i)
+	}
+	if check && len(ok) > 1 {
+		first := commits[ok[0]].Checksum
+		for _, i := range ok[1:] {
+			if commits[i].Checksum != first {
+				return train.StepResult{}, fmt.Errorf("%w after step %d: worker %s has checksum %08x, worker %s %08x",
+					ErrDiverged, step, ring[ok[0]].id, first, ring[i].id, commits[i].Checksum)
+			}
+		}
+	}
+	var compute, comm float64
+	for _, r := range reports {
+		compute = max(compute, r.ComputeSeconds)
+		comm = max(comm, r.AllreduceSeconds)
+	}
+	c.stats.ComputeSeconds += compute
+	c.stats.AllreduceSeconds += comm
+	c.stats.BytesSentPerStep = reports[0].BytesSent
+	for _, i := range ok {
+		ring[i].failures = 0
+	}
+	c.world = n
+	return train.StepResult{LossSum: reports[0].LossSum, Correct: int(reports[0].Correct), Count: int(reports[0].Count)}, nil
+}
+
+// firstCause returns the most telling error: the first that is not a
+// cancellation caused by another worker's failure.
+func firstCause(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		if code := status.Code(errors.Unwrap(err)); code != codes.Canceled {
+			return err
+		}
+	}
+	return first
+}
+
+// dropUnhealthy asks every ring member for its health and drops those that
+// do not answer in time, so that the next ring is formed without them.
+func (c *Coordinator) dropUnhealthy(ctx context.Context, ring []*member) {
+	var wg sync.WaitGroup
+	for _, m := range ring {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			r, err := m.health.Check(hctx, &healthpb.HealthCheckRequest{})
+			if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("health status %s", r.Status)
+			}
+			if err != nil {
+				c.suspect(m, fmt.Errorf("health check after an aborted step: %w", err))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Evaluate implements train.Executor: the coordinator fetches the current
+// parameters from a worker and evaluates ds itself.
+func (c *Coordinator) Evaluate(ctx context.Context, ds *data.Dataset) (float64, int, error) {
+	s, err := c.currentState(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	copy(c.evalNet.Params, s.params)
+	return train.EvaluateNetwork(c.evalNet, ds, &c.x, &c.labels)
+}
+
+// Params implements train.Executor.
+func (c *Coordinator) Params(ctx context.Context) ([]float32, error) {
+	s, err := c.currentState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.params, nil
+}
+
+// State returns the replicas' current parameters and optimizer state.
+func (c *Coordinator) State(ctx context.Context) ([]float32, *model.Optimizer, error) {
+	s, err := c.currentState(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.params, s.opt, nil
+}
+
+func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
+	if c.state.steps == c.committed {
+		return c.state, nil
+	}
+	var errs []error
+	for _, m := range c.ring {
+		if m.gone || !m.synced {
+			continue
+		}
+		s, err := c.fetchState(ctx, m)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if s.steps != c.committed {
+			errs = append(errs, fmt.Errorf("worker %s holds %d updates, the run has committed %d", m.id, s.steps, c.committed))
+			continue
+		}
+		c.state = s
+		return s, nil
+	}
+	return nil, fmt.Errorf("no worker could provide the current state: %w", errors.Join(errs...))
+}
+
+// WorldSize implements train.Executor.
+func (c *Coordinator) WorldSize() int { return c.world }

@@ -1,0 +1,261 @@
+// Package worker is a training worker: it holds a model replica, computes the
+// gradient sum of the shard the coordinator sends it for every step, sums it
+// with the other workers' around the ring (pkg/allreduce over gRPC) and
+// applies the update when the coordinator commits the step. It needs no data
+// on disk: the coordinator ships every shard.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+	"github.com/ringtrain/ringtrain/pkg/membership"
+	"github.com/ringtrain/ringtrain/pkg/protocol"
+	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
+)
+
+// Config configures a worker.
+type Config struct {
+	// ID names the worker uniquely (default: host name plus a random suffix).
+	ID string
+	// GRPCAddr is the listen address of the worker's gRPC server (port 0: any).
+	GRPCAddr string
+	// Advertise is the gRPC address others dial (default: derived from the
+	// listener; an unspecified host becomes the host name).
+	Advertise string
+	// GossipAddr is the memberlist bind address (port 0: any).
+	GossipAddr string
+	// GossipAdvertise is the gossip address others should use (optional).
+	GossipAdvertise string
+	// Join lists gossip addresses of members to join (one is enough).
+	Join []string
+	// ExpectModel is the canonical model configuration this worker accepts
+	// (model.Config.String); empty accepts the coordinator's.
+	ExpectModel string
+	// ProtocolVersion overrides protocol.Version (tests of mismatches only).
+	ProtocolVersion uint32
+	// Gossip tunes memberlist timing (zero: LAN defaults).
+	GossipFast bool // memberlist timings for loopback tests
+	// GossipKey enables gossip encryption.
+	GossipKey []byte
+	// Log receives the worker's logs.
+	Log *slog.Logger
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	lis     net.Listener
+	server  *grpc.Server
+	health  *health.Server
+	ring    *grpcring.Service
+	svc     *service
+	cluster membership.Cluster
+	addr    string
+
+	joined chan struct{}
+	once   sync.Once
+}
+
+// ErrRefused wraps the coordinator's refusal of this worker.
+var ErrRefused = errors.New("refused by the coordinator")
+
+// Start listens, starts the gRPC server and joins the gossip cluster. Join
+// the run with Run.
+func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ID == "" {
+		cfg.ID = defaultID()
+	}
+	if cfg.ProtocolVersion == 0 {
+		cfg.ProtocolVersion = protocol.Version
+	}
+	log := cfg.Log.With("worker", cfg.ID)
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--grpc-addr %s: %w", cfg.GRPCAddr, err)
+	}
+	addr, err := protocol.Advertised(cfg.Advertise, lis.Addr().String())
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("--advertise: %w", err)
+	}
+	w := &Worker{cfg: cfg, log: log, lis: lis, addr: addr, joined: make(chan struct{})}
+	w.ring = grpcring.NewService(grpcring.Options{MaxFrameBytes: protocol.MaxFrameBytes})
+	opts := append(w.ring.ServerOptions(), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
+	w.server = grpc.NewServer(opts...)
+	w.svc = &service{log: log, self: func() string { return w.addr }, ring: w.ring, rep: &replica{}, clock: time.Now, expect: cfg.ExpectModel}
+	pb.RegisterWorkerServer(w.server, w.svc)
+	w.ring.Register(w.server)
+	w.health = health.NewServer()
+	w.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(w.server, w.health)
+	go func() {
+		if err := w.server.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			log.Error("grpc server stopped", "err", err)
+		}
+	}()
+	cl, err := membership.Start(ctx, membership.Config{
+		Name: cfg.ID, BindAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Join: cfg.Join,
+		Meta:      membership.Meta{Role: membership.RoleWorker, GRPCAddr: addr, Protocol: cfg.ProtocolVersion, ID: cfg.ID},
+		SecretKey: cfg.GossipKey, Logger: log, Fast: cfg.GossipFast,
+	})
+	if err != nil {
+		w.server.Stop()
+		return nil, fmt.Errorf("join gossip: %w", err)
+	}
+	w.cluster = cl
+	log.Info("worker started", "grpc_addr", addr, "gossip_addr", cl.Self().GossipAddr)
+	return w, nil
+}
+
+// Addr returns the worker's advertised gRPC address.
+func (w *Worker) Addr() string { return w.addr }
+
+// ID returns the worker's identity.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Joined is closed once the coordinator has accepted the worker.
+func (w *Worker) Joined() <-chan struct{} { return w.joined }
+
+// Run finds the coordinator through gossip, joins the run and serves until
+// ctx is done; then it leaves the cluster gracefully and stops. It returns an
+// error wrapping ErrRefused when the coordinator refuses the worker.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.stop()
+	if err := w.join(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// join looks for the coordinator among the members and asks it to accept
+// this worker, retrying while the coordinator is not there or not reachable.
+func (w *Worker) join(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	var lastErr error
+	logged := time.Time{}
+	for {
+		coord, ok := w.findCoordinator()
+		if ok {
+			err := w.joinAt(ctx, coord)
+			if err == nil {
+				return nil
+			}
+			if errors.Is(err, ErrRefused) {
+				return err
+			}
+			lastErr = err
+		} else {
+			lastErr = errors.New("no coordinator among the gossip members yet")
+		}
+		if time.Since(logged) > 5*time.Second {
+			w.log.Info("waiting for the coordinator", "reason", lastErr)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (w *Worker) findCoordinator() (membership.Member, bool) {
+	for _, m := range w.cluster.Members() {
+		if m.Meta.Role == membership.RoleCoordinator {
+			return m, true
+		}
+	}
+	return membership.Member{}, false
+}
+
+func (w *Worker) joinAt(ctx context.Context, coord membership.Member) error {
+	conn, err := grpc.NewClient(coord.Meta.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial coordinator %s: %w", coord.Meta.GRPCAddr, err)
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := pb.NewCoordinatorClient(conn).Join(cctx, &pb.JoinRequest{
+		WorkerId: w.cfg.ID, GrpcAddr: w.addr, ProtocolVersion: w.cfg.ProtocolVersion, ExpectModel: w.cfg.ExpectModel,
+	})
+	if err != nil {
+		if status.Code(err) == codes.FailedPrecondition {
+			w.log.Error("the coordinator refused this worker", "reason", status.Convert(err).Message())
+			return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
+		}
+		return fmt.Errorf("join coordinator %s: %w", coord.Meta.GRPCAddr, err)
+	}
+	if err := w.svc.setJob(resp.Job.GetRunId(), resp.Job); err != nil {
+		return fmt.Errorf("%w: the coordinator's job is unusable: %v", ErrRefused, err)
+	}
+	w.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	w.log.Info("joined the run", "run", resp.Job.GetRunId(), "coordinator", coord.Meta.GRPCAddr)
+	w.once.Do(func() { close(w.joined) })
+	return nil
+}
+
+// stop leaves the gossip cluster gracefully, so that the coordinator re-forms
+// the ring without waiting for failure detection, then stops the servers.
+func (w *Worker) stop() {
+	w.health.Shutdown()
+	lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := w.cluster.Leave(lctx); err != nil {
+		w.log.Warn("leave gossip", "err", err)
+	}
+	_ = w.ring.Close()
+	stopped := make(chan struct{})
+	go func() { w.server.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		w.server.Stop()
+	}
+	w.log.Info("worker stopped")
+}
+
+// Kill stops the worker abruptly, without leaving the cluster: a crash, for
+// tests of failure handling.
+func (w *Worker) Kill() {
+	_ = w.cluster.Shutdown()
+	w.server.Stop()
+	_ = w.ring.Close()
+}
+
+func defaultID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "worker"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(h) + "-" + hex.EncodeToString(b[:])
+}
