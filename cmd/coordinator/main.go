@@ -14,7 +14,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Coordinator(ctx, os.Args[1:], os.Stderr)
+	var code int
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		code = cli.Healthcheck(ctx, "coordinator", os.Args[2:], "127.0.0.1:7070", os.Stderr)
+	} else {
+		code = cli.Coordinator(ctx, os.Args[1:], os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -128,7 +128,11 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	if res == nil {
 		return nil, runErr
 	}
-	params, err := exec.Params(ctx)
+	// The final parameters are fetched even when ctx was cancelled (SIGTERM),
+	// so that the work done so far is saved.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	params, err := exec.Params(fctx)
 	if err != nil && runErr == nil {
 		return nil, fmt.Errorf("fetch final parameters: %w", err)
 	}
