@@ -151,6 +151,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal}
 	var exec train.Executor
+	var dist *coordinator.Coordinator
 	if opts.SingleProcess {
 		exec, err = train.NewLocalExecutor(p.Net, p.Opt, p.Train)
 		if err != nil {
@@ -176,9 +177,16 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 			defer lw.Stop()
 		}
-		exec = c
+		exec, dist = c, c
 	}
-	if _, err := job.Run(ctx, p, exec, env); err != nil {
+	sum, err := job.Run(ctx, p, exec, env)
+	if dist != nil && sum != nil && sum.Steps > 0 {
+		st := dist.Stats()
+		log.Info("distributed run", "steps", sum.Steps, "aborted_attempts", st.Aborts, "ring_generations", st.RingGenerations,
+			"compute_ms_per_step", 1e3*st.ComputeSeconds/float64(sum.Steps), "allreduce_ms_per_step", 1e3*st.AllreduceSeconds/float64(sum.Steps),
+			"bytes_sent_per_worker_per_step", st.BytesSentPerStep)
+	}
+	if err != nil {
 		log.Error("training failed", "err", err)
 		return 1
 	}
