@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): static checks, the unit and
+# integration tests, the race detector on the concurrent packages, the check
+# that generated protobuf code is current, and the Docker end-to-end tests
+# when a Docker engine answers. Installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [[ -n "$unformatted" ]]; then
+  echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "generated protobuf code is current"
+if ! command -v protoc >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing protoc (Debian package protobuf-compiler)"
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler) >/tmp/ringtrain-apt.log 2>&1 \
+      || { echo "apt-get install protobuf-compiler failed:"; tail -20 /tmp/ringtrain-apt.log; exit 1; }
+  fi
+fi
+if command -v protoc >/dev/null 2>&1; then
+  bash proto/check.sh
+else
+  echo "SKIPPED: protoc is not installed and cannot be installed here (not root or no apt-get); generated code NOT checked"
+fi
+
+step "go test"
+go test -count=1 -timeout 15m ./...
+
+step "go test -race (concurrent packages)"
+go test -count=1 -race -timeout 15m $(go list ./pkg/... | grep -E '/(allreduce|membership|worker|coordinator|cluster)' || true)
+
+if [[ -x scripts/e2e-docker.sh ]]; then
+  step "docker end-to-end"
+  if docker info >/dev/null 2>&1; then
+    bash scripts/e2e-docker.sh
+  else
+    echo "SKIPPED: no Docker engine answers (docker info failed); the docker end-to-end tests did NOT run"
+  fi
+fi
+step "all tests passed"
