@@ -139,6 +139,10 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 				got, c := s.distributed(t, n)
 				d := maxRelDiff(ref, got)
 				t.Logf("max |difference| / max |param| = %.3g; bytes sent per worker per step %d of a %d-byte buffer", d, c.Stats().BytesSentPerStep, 4*len(got))
+				want := float64(2*(n-1)) / float64(n) * float64(4*(len(got)+3)) // gradients + 3 trailing scalars
+				if sent := float64(c.Stats().BytesSentPerStep); math.Abs(sent-want) > 0.02*want {
+					t.Fatalf("a worker sent %.0f bytes per step, want 2(N-1)/N of the buffer = %.0f (within 2%%)", sent, want)
+				}
 				if d > tc.tol {
 					t.Fatalf("parameters differ from the single-process trainer by %.3g of their scale", d)
 				}

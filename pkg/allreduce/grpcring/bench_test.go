@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 //	go test -run '^$' -bench 'AllReduce/transport=grpc' ./pkg/allreduce/grpcring
 func BenchmarkAllReduce(b *testing.B) {
 	frameBytes := allreduce.DefaultFrameBytes
-	for _, transport := range []string{"grpc", "inmem"} {
+	for _, transport := range []string{"grpc", "grpc-unix", "inmem"} {
 		for _, n := range []int{2, 4} {
 			for _, mb := range []float64{1, 7.1, 14.3, 64} {
 				name := fmt.Sprintf("transport=%s/n=%d/mb=%s", transport, n, strconv.FormatFloat(mb, 'f', -1, 64))
@@ -49,8 +50,12 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 		}
 	}
 	var ts []allreduce.Transport
-	if transport == "grpc" {
-		nodes := startNodes(b, n, grpcring.Options{MaxFrameBytes: frameBytes})
+	if transport == "grpc" || transport == "grpc-unix" {
+		network := "tcp"
+		if transport == "grpc-unix" {
+			network = "unix"
+		}
+		nodes := startNodesOn(b, network, n, grpcring.Options{MaxFrameBytes: frameBytes})
 		order := make([]int, n)
 		for i := range order {
 			order[i] = i
@@ -59,6 +64,7 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 	}
 	cfg := allreduce.Config{Generation: 1, FrameBytes: frameBytes}
 	b.SetBytes(int64(4 * elems))
+	cpu0 := cpuTime(b)
 	start := time.Now()
 	for i := 0; b.Loop(); i++ {
 		if transport == "inmem" {
@@ -73,7 +79,19 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 		}
 	}
 	per := time.Since(start).Seconds() / float64(b.N)
+	// Process CPU time (user+system, all goroutines, GC included) per rank per
+	// all-reduce: what one worker would pay for it.
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()*1e3/float64(b.N)/float64(n), "cpu-ms/rank")
 	alg := float64(4*elems) / per / 1e9
 	b.ReportMetric(alg, "algGB/s")
 	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busGB/s")
+}
+
+// cpuTime returns the user plus system CPU time the process has used so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

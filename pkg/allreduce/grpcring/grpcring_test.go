@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +27,41 @@ type node struct {
 	svc  *grpcring.Service
 }
 
-// startNodes starts n servers; they are stopped when the test ends.
+// startNodes starts n servers on loopback TCP; they are stopped when the test ends.
 func startNodes(tb testing.TB, n int, opts grpcring.Options) []*node {
 	tb.Helper()
+	return startNodesOn(tb, "tcp", n, opts)
+}
+
+// startNodesOn starts n servers listening on network "tcp" (127.0.0.1, any
+// port) or "unix" (a socket in a temporary directory); the node addresses are
+// gRPC targets ("127.0.0.1:port" or "unix:///path").
+func startNodesOn(tb testing.TB, network string, n int, opts grpcring.Options) []*node {
+	tb.Helper()
 	nodes := make([]*node, n)
+	dir := ""
+	if network == "unix" {
+		dir = tb.TempDir()
+	}
 	for i := range nodes {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		var (
+			lis    net.Listener
+			target string
+			err    error
+		)
+		switch network {
+		case "tcp":
+			lis, err = net.Listen("tcp", "127.0.0.1:0")
+			if err == nil {
+				target = lis.Addr().String()
+			}
+		case "unix":
+			path := filepath.Join(dir, fmt.Sprintf("ring%d.sock", i))
+			lis, err = net.Listen("unix", path)
+			target = "unix://" + path
+		default:
+			tb.Fatalf("unknown network %q", network)
+		}
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -43,7 +73,7 @@ func startNodes(tb testing.TB, n int, opts grpcring.Options) []*node {
 			_ = svc.Close()
 			srv.Stop()
 		})
-		nodes[i] = &node{addr: lis.Addr().String(), svc: svc}
+		nodes[i] = &node{addr: target, svc: svc}
 	}
 	return nodes
 }
