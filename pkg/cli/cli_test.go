@@ -135,3 +135,58 @@ func TestUnwritableOutFailsBeforeTraining(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
+
+// TestResumeFromCheckpointIsExact: a run stopped in the middle of an epoch
+// and resumed from its checkpoint ends bit for bit where an uninterrupted run
+// ends, with the same metrics; a completed run in the same --out starts anew;
+// another configuration is refused naming the difference.
+func TestResumeFromCheckpointIsExact(t *testing.T) {
+	base := []string{"--single-process", "--dataset", "gaussian", "--hidden", "4", "--activation", "tanh", "--loss", "bce",
+		"--init", "xavier", "--optimizer", "adam", "--lr", "0.05", "--batch", "16", "--epochs", "3", "--checkpoint-every", "4"}
+	run := func(out string, extra ...string) string {
+		t.Helper()
+		var stderr bytes.Buffer
+		if code := Coordinator(context.Background(), append(append(base, "--out", out), extra...), &stderr); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, stderr.String())
+		}
+		return stderr.String()
+	}
+	full := t.TempDir()
+	run(full)
+	resumed := t.TempDir()
+	run(resumed, "--steps", "14") // stops in epoch 2 (10 steps an epoch) after the checkpoint at step 12
+	if _, err := os.Stat(filepath.Join(resumed, "checkpoints", "ckpt-000000012.safetensors")); err != nil {
+		t.Fatalf("no checkpoint at step 12: %v", err)
+	}
+	logs := run(resumed)
+	if !strings.Contains(logs, "resuming from checkpoint") || !strings.Contains(logs, "steps=14") {
+		t.Fatalf("the second run did not resume from step 14:\n%s", logs)
+	}
+	a, _ := os.ReadFile(filepath.Join(full, "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(resumed, "model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("the resumed run's model differs from the uninterrupted run's")
+	}
+	ra, _ := report.ReadMetricsCSV(filepath.Join(full, "metrics.csv"))
+	rb, _ := report.ReadMetricsCSV(filepath.Join(resumed, "metrics.csv"))
+	if len(ra) != 3 || len(rb) != 3 {
+		t.Fatalf("metrics rows: %d and %d, want 3", len(ra), len(rb))
+	}
+	for i := range ra {
+		if ra[i].TrainLoss != rb[i].TrainLoss || ra[i].TestAccuracy != rb[i].TestAccuracy || ra[i].Samples != rb[i].Samples {
+			t.Fatalf("epoch %d: %+v vs %+v", i+1, ra[i], rb[i])
+		}
+	}
+	// The run is complete: the same command trains anew.
+	logs = run(resumed)
+	if !strings.Contains(logs, "starting a new run") || strings.Contains(logs, "resuming from checkpoint") {
+		t.Fatalf("a completed run was resumed:\n%s", logs)
+	}
+	// An interrupted run with another configuration is refused.
+	run(resumed, "--steps", "5")
+	var stderr bytes.Buffer
+	code := Coordinator(context.Background(), append(append(base, "--out", resumed), "--lr", "0.01"), &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "lr=0.05 vs lr=0.01") {
+		t.Fatalf("resume with another --lr: exit %d:\n%s", code, stderr.String())
+	}
+}

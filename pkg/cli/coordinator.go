@@ -144,7 +144,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	p, err := job.Prepare(opts.Job)
+	p, err := job.Prepare(opts.Job, log)
 	if err != nil {
 		log.Error("cannot start training", "err", err)
 		return 1

@@ -41,6 +41,13 @@ type Config struct {
 	Out        string
 	LogFormat  string
 	LogLevel   string
+	// CheckpointEvery writes a checkpoint every this many steps (and at
+	// every epoch end); 0: epoch ends only.
+	CheckpointEvery int
+	// KeepCheckpoints is how many of the newest checkpoints are kept.
+	KeepCheckpoints int
+	// Resume continues from the newest valid checkpoint in Out.
+	Resume bool
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -50,6 +57,7 @@ func Defaults() Config {
 		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu", Output: "sigmoid",
 		Loss: "bce", Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
+		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true,
 	}
 }
 
@@ -76,6 +84,9 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", c.Out, "output directory (created if missing)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "write a checkpoint into OUT/checkpoints every this many steps, and at every epoch end (0: epoch ends only)")
+	fs.IntVar(&c.KeepCheckpoints, "keep-checkpoints", c.KeepCheckpoints, "how many of the newest checkpoints to keep")
+	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue an interrupted run from the newest valid checkpoint in --out (a completed run starts anew)")
 }
 
 // Validate checks every flag that can be checked without the data and names
@@ -133,6 +144,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Out == "" {
 		bad("out", "must name a directory")
+	}
+	if c.CheckpointEvery < 0 {
+		bad("checkpoint-every", "must be 0 (epoch ends only) or positive, got %d", c.CheckpointEvery)
+	}
+	if c.KeepCheckpoints < 1 {
+		bad("keep-checkpoints", "must be at least 1, got %d", c.KeepCheckpoints)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)
@@ -225,6 +242,13 @@ func (c *Config) Map() map[string]string {
 		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps),
 		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
 	}
+}
+
+// Fingerprint identifies what a checkpoint can be resumed with: everything
+// that shapes the trajectory except how long the run lasts.
+func (c *Config) Fingerprint(mc model.Config, oc model.OptimizerConfig) string {
+	return fmt.Sprintf("%s optimizer=%s lr=%g momentum=%g betas=%g,%g eps=%g dataset=%s test=%s batch=%d seed=%d shuffle=%s",
+		mc, oc.Kind, oc.LR, oc.Momentum, oc.Beta1, oc.Beta2, oc.Eps, c.Dataset, c.Test, c.Batch, c.Seed, c.Shuffle)
 }
 
 // IntList is a flag.Value holding comma-separated integers.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringtrain/ringtrain/pkg/checkpoint"
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
@@ -35,12 +36,24 @@ type Prepared struct {
 	Schedule train.Schedule
 	Net      *model.Network
 	Opt      *model.Optimizer
+	// Start is where training starts: the beginning, or the position of the
+	// checkpoint the run resumes from.
+	Start train.Position
+	// ResumedFrom names the checkpoint file the run resumes from ("" for a
+	// new run).
+	ResumedFrom string
 }
+
+// CheckpointDir is the checkpoint directory inside --out.
+func (p *Prepared) CheckpointDir() string { return filepath.Join(p.Config.Out, "checkpoints") }
 
 // Prepare validates the configuration, loads the data, builds the network
 // (from --seed, or from --init-from) and the optimizer, and makes sure the
 // output directory is writable, all before any training.
-func Prepare(cfg Config) (*Prepared, error) {
+func Prepare(cfg Config, log *slog.Logger) (*Prepared, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,7 +89,43 @@ func Prepare(cfg Config) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{Config: cfg, Train: trainSet, Test: testSet, Model: mc, OptCfg: oc, Schedule: sched, Net: net, Opt: opt}, nil
+	p := &Prepared{Config: cfg, Train: trainSet, Test: testSet, Model: mc, OptCfg: oc, Schedule: sched, Net: net, Opt: opt, Start: train.Position{Epoch: 1}}
+	if err := p.resume(log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// resume loads the newest valid checkpoint of an interrupted run in --out.
+// The checkpoints of a completed run are removed so that they cannot be
+// mistaken for the new run's.
+func (p *Prepared) resume(log *slog.Logger) error {
+	dir := p.CheckpointDir()
+	c, path, err := checkpoint.LoadNewest(dir, p.OptCfg, len(p.Net.Params), log)
+	if errors.Is(err, checkpoint.ErrNone) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	want := p.Config.Fingerprint(p.Model, p.OptCfg)
+	done := c.Position.Epoch > p.Schedule.Epochs || (p.Schedule.MaxSteps > 0 && c.Position.Steps >= p.Schedule.MaxSteps)
+	if !p.Config.Resume || done {
+		log.Info("starting a new run; removing the previous run's checkpoints", "dir", dir, "previous_run_complete", done)
+		return checkpoint.RemoveAll(dir)
+	}
+	if c.Fingerprint != want {
+		return fmt.Errorf("--out %s holds checkpoints of an interrupted run with another configuration (%s); "+
+			"resume it with the same flags, use another --out, or pass --resume=false to start anew",
+			p.Config.Out, model.DiffStrings(c.Fingerprint, want))
+	}
+	copy(p.Net.Params, c.Params)
+	p.Opt = c.Optimizer
+	p.Start = c.Position
+	p.ResumedFrom = path
+	log.Info("resuming from checkpoint", "path", path, "epoch", c.Position.Epoch, "step_in_epoch", c.Position.StepInEpoch,
+		"steps", c.Position.Steps, "optimizer_steps", c.Optimizer.Steps)
+	return nil
 }
 
 // Env carries the process's injected dependencies.
@@ -107,7 +156,22 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 			progress.Update(epoch, step, steps, samples, loss)
 		}
 	}
-	var records []report.EpochRecord
+	records := append([]report.EpochRecord(nil), p.Start.Records...)
+	hooks.CheckpointEvery = p.Config.CheckpointEvery
+	hooks.Checkpoint = func(pos train.Position) error {
+		params, opt, err := exec.State(ctx)
+		if err != nil {
+			return err
+		}
+		path, err := checkpoint.Save(p.CheckpointDir(), &checkpoint.Checkpoint{
+			Position: pos, Params: params, Optimizer: opt, Fingerprint: p.Config.Fingerprint(p.Model, p.OptCfg),
+		}, p.Config.KeepCheckpoints)
+		if err != nil {
+			return err
+		}
+		env.Log.Info("checkpoint written", "path", path, "steps", pos.Steps)
+		return nil
+	}
 	hooks.Epoch = func(rec report.EpochRecord) {
 		if progress != nil {
 			progress.Done()
@@ -121,7 +185,7 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		"network", p.Model.String(), "params", len(p.Net.Params), "optimizer", p.OptCfg.Kind.String(),
 		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel(),
 		"world_size", exec.WorldSize())
-	res, runErr := train.Run(ctx, exec, p.Train, p.Test, p.Schedule, hooks, env.Log, env.Now)
+	res, runErr := train.Resume(ctx, exec, p.Train, p.Test, p.Schedule, p.Start, hooks, env.Log, env.Now)
 	if progress != nil {
 		progress.Done()
 	}

@@ -113,3 +113,8 @@ func (e *LocalExecutor) WorldSize() int { return 1 }
 
 // Params implements Executor.
 func (e *LocalExecutor) Params(context.Context) ([]float32, error) { return e.Net.Params, nil }
+
+// State implements Executor.
+func (e *LocalExecutor) State(context.Context) ([]float32, *model.Optimizer, error) {
+	return e.Net.Params, e.Opt, nil
+}

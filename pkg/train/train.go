@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
 	"github.com/ringtrain/ringtrain/pkg/shard"
 )
@@ -42,6 +43,9 @@ type Executor interface {
 	// Params returns the current parameters (the caller must not modify
 	// them).
 	Params(ctx context.Context) ([]float32, error)
+	// State returns the current parameters and optimizer state, for
+	// checkpoints (the caller must not modify them).
+	State(ctx context.Context) ([]float32, *model.Optimizer, error)
 }
 
 // ShuffleMode says whether batches are drawn anew every epoch or once.
@@ -112,6 +116,30 @@ type Hooks struct {
 	Step func(epoch, step, steps int, samples int64, loss float64)
 	// Epoch is called after every epoch's evaluation.
 	Epoch func(rec report.EpochRecord)
+	// Checkpoint is called every CheckpointEvery steps and after every
+	// epoch's evaluation with the position reached; the executor holds the
+	// matching state. An error is logged and training goes on: the previous
+	// checkpoint stays valid.
+	Checkpoint func(pos Position) error
+	// CheckpointEvery is the checkpoint interval in steps (0: epoch ends only).
+	CheckpointEvery int
+}
+
+// Position is where a run stands in its schedule: with the parameters and
+// optimizer state of the same moment, enough to resume the run exactly.
+type Position struct {
+	Epoch       int   // the epoch in progress, from 1
+	StepInEpoch int   // steps of that epoch already done
+	Steps       int   // steps done in the whole run
+	Samples     int64 // samples trained in the whole run
+	// Running sums of the epoch in progress.
+	EpochLossSum float64
+	EpochCorrect int
+	EpochSeen    int
+	// Records of the finished epochs.
+	Records []report.EpochRecord
+	// ElapsedSeconds is the run's wall time up to this position.
+	ElapsedSeconds float64
 }
 
 // Result is what a run produced.
@@ -123,10 +151,16 @@ type Result struct {
 	TrainDur time.Duration // steps only
 }
 
-// Run trains for the schedule. It evaluates the test set (if any) at every
-// epoch end. A cancelled context stops it between steps with ctx's error and
-// the result so far.
+// Run trains for the schedule from its start. See Resume.
 func Run(ctx context.Context, exec Executor, train, test *data.Dataset, sched Schedule, hooks Hooks, log *slog.Logger, now func() time.Time) (*Result, error) {
+	return Resume(ctx, exec, train, test, sched, Position{Epoch: 1}, hooks, log, now)
+}
+
+// Resume trains for the schedule from pos, the position of the state the
+// executor holds. It evaluates the test set (if any) at every epoch end. A
+// cancelled context stops it between steps with ctx's error and the result
+// so far.
+func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched Schedule, pos Position, hooks Hooks, log *slog.Logger, now func() time.Time) (*Result, error) {
 	if err := sched.Validate(); err != nil {
 		return nil, err
 	}
@@ -141,13 +175,27 @@ func Run(ctx context.Context, exec Executor, train, test *data.Dataset, sched Sc
 	}
 	rows := train.Rows()
 	steps := shard.Steps(rows, sched.Batch)
-	res := &Result{}
-	start := now()
-	for epoch := 1; epoch <= sched.Epochs; epoch++ {
+	if pos.Epoch < 1 || pos.StepInEpoch < 0 || pos.StepInEpoch > steps {
+		return nil, fmt.Errorf("cannot resume at epoch %d step %d: an epoch has %d steps", pos.Epoch, pos.StepInEpoch, steps)
+	}
+	res := &Result{Steps: pos.Steps, Samples: pos.Samples, Records: append([]report.EpochRecord(nil), pos.Records...)}
+	start := now().Add(-time.Duration(pos.ElapsedSeconds * float64(time.Second)))
+	checkpoint := func(p Position) {
+		if hooks.Checkpoint == nil {
+			return
+		}
+		p.Records = res.Records
+		p.ElapsedSeconds = now().Sub(start).Seconds()
+		if err := hooks.Checkpoint(p); err != nil {
+			log.Error("checkpoint failed; training goes on, the previous checkpoint stays valid", "step", p.Steps, "err", err)
+		}
+	}
+	first := pos.StepInEpoch
+	lossSum, correct, seen := pos.EpochLossSum, pos.EpochCorrect, pos.EpochSeen
+	for epoch := pos.Epoch; epoch <= sched.Epochs; epoch++ {
 		perm := sched.Permutation(epoch-1, rows)
-		var lossSum float64
-		var correct, seen int
-		for s := 0; s < steps; s++ {
+		reached := first
+		for s := first; s < steps; s++ {
 			if sched.MaxSteps > 0 && res.Steps >= sched.MaxSteps {
 				break
 			}
@@ -168,12 +216,26 @@ func Run(ctx context.Context, exec Executor, train, test *data.Dataset, sched Sc
 			lossSum += r.LossSum
 			correct += r.Correct
 			seen += r.Count
+			reached = s + 1
 			if hooks.Step != nil {
 				hooks.Step(epoch, s+1, steps, res.Samples, lossSum/float64(seen))
 			}
+			if hooks.CheckpointEvery > 0 && res.Steps%hooks.CheckpointEvery == 0 && s+1 < steps {
+				checkpoint(Position{Epoch: epoch, StepInEpoch: s + 1, Steps: res.Steps, Samples: res.Samples,
+					EpochLossSum: lossSum, EpochCorrect: correct, EpochSeen: seen})
+			}
 		}
+		first = 0
 		if seen == 0 {
 			break
+		}
+		partial := reached < steps
+		if partial {
+			// Stopped by --steps inside the epoch: the checkpoint records the
+			// true position, so that a longer run resumes mid-epoch; the
+			// partial epoch is still evaluated and reported below.
+			checkpoint(Position{Epoch: epoch, StepInEpoch: reached, Steps: res.Steps, Samples: res.Samples,
+				EpochLossSum: lossSum, EpochCorrect: correct, EpochSeen: seen})
 		}
 		rec := report.EpochRecord{
 			Epoch: epoch, Step: res.Steps, Samples: res.Samples,
@@ -199,6 +261,11 @@ func Run(ctx context.Context, exec Executor, train, test *data.Dataset, sched Sc
 		if hooks.Epoch != nil {
 			hooks.Epoch(rec)
 		}
+		if partial {
+			break
+		}
+		lossSum, correct, seen = 0, 0, 0
+		checkpoint(Position{Epoch: epoch + 1, Steps: res.Steps, Samples: res.Samples})
 		if sched.MaxSteps > 0 && res.Steps >= sched.MaxSteps {
 			break
 		}

@@ -27,6 +27,9 @@ func (r *recorder) Step(_ context.Context, step int, batch []int) (StepResult, e
 func (r *recorder) Evaluate(context.Context, *data.Dataset) (float64, int, error) { return 1, 1, nil }
 func (r *recorder) WorldSize() int                                                { return 1 }
 func (r *recorder) Params(context.Context) ([]float32, error)                     { return nil, nil }
+func (r *recorder) State(context.Context) ([]float32, *model.Optimizer, error) {
+	return nil, &model.Optimizer{}, nil
+}
 
 func tinySet(rows int) *data.Dataset {
 	d := &data.Dataset{Name: "tiny", Features: 1, Classes: 2, Values: make([]float32, rows), Labels: make([]int32, rows)}
