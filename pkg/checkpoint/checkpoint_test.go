@@ -24,7 +24,7 @@ func sample(steps int) *Checkpoint {
 	}
 	return &Checkpoint{
 		Position: train.Position{Epoch: 2, StepInEpoch: 3, Steps: steps, Samples: int64(steps) * 8, EpochLossSum: 1.5, EpochCorrect: 7, EpochSeen: 24,
-			Records: []report.EpochRecord{{Epoch: 1, Step: steps - 3, Samples: 80, TrainLoss: 0.5, TrainAccuracy: 0.75, TestLoss: math.NaN(), TestAccuracy: math.NaN(), ElapsedSeconds: 1}},
+			Records:        []report.EpochRecord{{Epoch: 1, Step: steps - 3, Samples: 80, TrainLoss: 0.5, TrainAccuracy: 0.75, TestLoss: math.NaN(), TestAccuracy: math.NaN(), ElapsedSeconds: 1}},
 			ElapsedSeconds: 2.5},
 		Params: []float32{1, -2, 3, float32(steps)}, Optimizer: opt, Fingerprint: "fp",
 	}
