@@ -170,7 +170,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer c.Close()
 		if opts.LocalWorkers > 0 {
-			lw, err := coordinator.StartLocalWorkers(ctx, opts.LocalWorkers, joinable(c.GossipAddr()), opts.GossipFast, nil, log)
+			lw, err := coordinator.StartLocalWorkers(ctx, coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log})
 			if err != nil {
 				log.Error("cannot start local workers", "err", err)
 				return 1

@@ -150,6 +150,10 @@ type Stats struct {
 	BytesSentPerStep uint64 // by one worker in the last step
 	ComputeSeconds   float64
 	AllreduceSeconds float64
+	// RecoverySeconds adds up, over aborted steps, the time from the first
+	// abort to the retried step's commit; LastRecovery is the latest one.
+	RecoverySeconds float64
+	LastRecovery    time.Duration
 }
 
 // pbService implements the Coordinator gRPC service.
@@ -293,7 +297,26 @@ func (c *Coordinator) watchMembers(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Member.Meta.Role != membership.RoleWorker || ev.Kind != membership.EventLeave {
+			if ev.Member.Meta.Role != membership.RoleWorker {
+				continue
+			}
+			if ev.Kind == membership.EventJoin || ev.Kind == membership.EventUpdate {
+				// A worker that was declared dead (a pause, a partition) and
+				// came back is admitted again, with fresh state.
+				c.mu.Lock()
+				m, ok := c.members[ev.Member.Meta.ID]
+				revived := ok && m.gone && m.addr == ev.Member.Meta.GRPCAddr
+				if revived {
+					m.gone, m.synced, m.failures, m.suspectUntil = false, false, 0, time.Time{}
+					c.signalLocked()
+				}
+				c.mu.Unlock()
+				if revived {
+					c.log.Info("worker is back in the cluster; it will reload the state", "worker", m.id)
+				}
+				continue
+			}
+			if ev.Kind != membership.EventLeave {
 				continue
 			}
 			c.mu.Lock()
@@ -385,11 +408,13 @@ func (c *Coordinator) admit(ctx context.Context, live []*member, force bool) ([]
 		return c.ring, nil
 	}
 	var fresh []*member
+	c.mu.Lock()
 	for _, m := range live {
 		if !m.synced {
 			fresh = append(fresh, m)
 		}
 	}
+	c.mu.Unlock()
 	if len(fresh) > 0 {
 		if err := c.refreshState(ctx); err != nil {
 			return nil, err
@@ -417,7 +442,7 @@ func (c *Coordinator) admit(ctx context.Context, live []*member, force bool) ([]
 func (c *Coordinator) refreshState(ctx context.Context) error {
 	var errs []error
 	for _, m := range c.ring {
-		if m.gone || !m.synced {
+		if !c.ready(m) {
 			continue
 		}
 		s, err := c.fetchState(ctx, m)
@@ -499,7 +524,9 @@ func (c *Coordinator) loadState(ctx context.Context, m *member) error {
 	if want := model.Checksum(c.state.params); ack.Checksum != want {
 		return fmt.Errorf("load state into %s: checksum %08x, want %08x", m.id, ack.Checksum, want)
 	}
+	c.mu.Lock()
 	m.synced = true
+	c.mu.Unlock()
 	c.log.Info("worker brought up to date", "worker", m.id, "optimizer_steps", c.state.opt.Steps)
 	return nil
 }
@@ -515,6 +542,13 @@ func (c *Coordinator) suspect(m *member, err error) {
 	c.signalLocked()
 	c.mu.Unlock()
 	c.log.Warn("worker suspect, left out of the ring", "worker", m.id, "failures", m.failures, "retry_in", backoff, "err", err)
+}
+
+// ready reports whether m is live and holds the run's current state.
+func (c *Coordinator) ready(m *member) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !m.gone && m.synced
 }
 
 func cloneOpt(o *model.Optimizer) *model.Optimizer {

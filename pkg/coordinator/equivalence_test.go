@@ -79,7 +79,7 @@ func (s setup) distributed(t *testing.T, n int) ([]float32, *Coordinator) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	lw, err := StartLocalWorkers(ctx, n, c.GossipAddr(), true, nil, log)
+	lw, err := StartLocalWorkers(ctx, LocalOptions{Count: n, JoinAddr: c.GossipAddr(), Fast: true, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/ringtrain/ringtrain/pkg/worker"
 )
@@ -15,35 +14,64 @@ import (
 // other processes.
 type LocalWorkers struct {
 	Workers []*worker.Worker
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancels []context.CancelFunc
+	dones   []chan struct{}
 }
 
-// StartLocalWorkers starts n workers that join the gossip cluster at joinAddr.
-func StartLocalWorkers(ctx context.Context, n int, joinAddr string, fast bool, key []byte, log *slog.Logger) (*LocalWorkers, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	lw := &LocalWorkers{cancel: cancel}
-	for i := range n {
-		w, err := worker.Start(ctx, worker.Config{
-			ID: fmt.Sprintf("local-%d", i), GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-			Join: []string{joinAddr}, GossipFast: fast, GossipKey: key, Log: log,
+// LocalOptions configures StartLocalWorkers.
+type LocalOptions struct {
+	Count    int    // how many workers
+	JoinAddr string // gossip address to join
+	IDPrefix string // worker ids are IDPrefix + index (default "local-")
+	Fast     bool   // fast gossip timings
+	Key      []byte // gossip encryption key
+	Log      *slog.Logger
+}
+
+// StartLocalWorkers starts the workers and has them join the run.
+func StartLocalWorkers(ctx context.Context, o LocalOptions) (*LocalWorkers, error) {
+	if o.IDPrefix == "" {
+		o.IDPrefix = "local-"
+	}
+	lw := &LocalWorkers{}
+	for i := range o.Count {
+		wctx, cancel := context.WithCancel(ctx)
+		w, err := worker.Start(wctx, worker.Config{
+			ID: fmt.Sprintf("%s%d", o.IDPrefix, i), GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log,
 		})
 		if err != nil {
+			cancel()
 			lw.Stop()
 			return nil, fmt.Errorf("start local worker %d: %w", i, err)
 		}
+		done := make(chan struct{})
 		lw.Workers = append(lw.Workers, w)
-		lw.wg.Go(func() {
-			if err := w.Run(ctx); err != nil {
-				log.Error("local worker stopped", "worker", w.ID(), "err", err)
+		lw.cancels = append(lw.cancels, cancel)
+		lw.dones = append(lw.dones, done)
+		go func() {
+			defer close(done)
+			if err := w.Run(wctx); err != nil {
+				o.Log.Error("local worker stopped", "worker", w.ID(), "err", err)
 			}
-		})
+		}()
 	}
 	return lw, nil
 }
 
-// Stop stops the workers (gracefully leaving the cluster) and waits for them.
+// StopWorker stops worker i gracefully (it leaves the gossip cluster) and
+// waits for it.
+func (lw *LocalWorkers) StopWorker(i int) {
+	lw.cancels[i]()
+	<-lw.dones[i]
+}
+
+// Stop stops every worker gracefully and waits for them.
 func (lw *LocalWorkers) Stop() {
-	lw.cancel()
-	lw.wg.Wait()
+	for _, c := range lw.cancels {
+		c()
+	}
+	for _, d := range lw.dones {
+		<-d
+	}
 }

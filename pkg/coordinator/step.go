@@ -28,13 +28,22 @@ var ErrDiverged = errors.New("replicas diverged")
 func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.StepResult, error) {
 	force := false
 	var lastErr error
+	var firstAbort time.Time
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		ring, err := c.formRing(ctx, force)
 		if err != nil {
 			return train.StepResult{}, err
 		}
+		started := time.Now()
 		res, err := c.attempt(ctx, ring, step, batch)
 		if err == nil {
+			if !firstAbort.IsZero() {
+				rec := time.Since(firstAbort)
+				c.stats.RecoverySeconds += rec.Seconds()
+				c.stats.LastRecovery = rec
+				c.log.Info("step recovered", "step", step, "generation", c.generation, "workers", len(ring),
+					"attempts", attempt, "recovery_seconds", rec.Seconds())
+			}
 			return res, nil
 		}
 		if errors.Is(err, ErrDiverged) || ctx.Err() != nil {
@@ -42,7 +51,12 @@ func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.St
 		}
 		lastErr = err
 		c.stats.Aborts++
-		c.log.Warn("step aborted", "step", step, "generation", c.generation, "attempt", attempt, "err", err)
+		now := time.Now()
+		if firstAbort.IsZero() {
+			firstAbort = now
+		}
+		c.log.Warn("step aborted", "step", step, "generation", c.generation, "attempt", attempt,
+			"detected_after_seconds", now.Sub(started).Seconds(), "err", err)
 		c.dropUnhealthy(ctx, ring)
 		force = true
 	}
@@ -58,8 +72,15 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 		addrs[i] = m.addr
 	}
 	shards := shardsOf(batch, n)
-	sctx, cancel := context.WithTimeout(ctx, c.cfg.StepTimeout)
-	defer cancel()
+	tctx, tcancel := context.WithTimeoutCause(ctx, c.cfg.StepTimeout, fmt.Errorf("step %d did not finish within --step-timeout %v", step, c.cfg.StepTimeout))
+	defer tcancel()
+	sctx, cancelCause := context.WithCancelCause(tctx)
+	defer cancelCause(nil)
+	cancel := func() { cancelCause(errors.New("another worker failed the step")) }
+	// Gossip may learn of a dead or partitioned ring member before any RPC
+	// fails (a hung process keeps its connections open): abort at once.
+	stopWatch := c.watchRing(sctx, ring, cancelCause)
+	defer stopWatch()
 	reports := make([]*pb.StepReport, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -80,6 +101,9 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 	}
 	wg.Wait()
 	if err := firstCause(errs); err != nil {
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return train.StepResult{}, fmt.Errorf("%w (%v)", cause, err)
+		}
 		return train.StepResult{}, err
 	}
 	for i, r := range reports[1:] {
@@ -131,11 +155,44 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
 	c.stats.BytesSentPerStep = reports[0].BytesSent
+	c.mu.Lock()
 	for _, i := range ok {
 		ring[i].failures = 0
 	}
+	c.mu.Unlock()
 	c.world = n
 	return train.StepResult{LossSum: reports[0].LossSum, Correct: int(reports[0].Correct), Count: int(reports[0].Count)}, nil
+}
+
+// watchRing cancels the step with a cause naming the member when gossip
+// reports that a ring member left or failed. It returns a function that stops
+// watching.
+func (c *Coordinator) watchRing(ctx context.Context, ring []*member, cancel context.CancelCauseFunc) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c.mu.Lock()
+			changed := c.changed
+			for _, m := range ring {
+				if m.gone {
+					c.mu.Unlock()
+					cancel(fmt.Errorf("worker %s left the gossip cluster", m.id))
+					return
+				}
+			}
+			c.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // firstCause returns the most telling error: the first that is not a
@@ -211,7 +268,7 @@ func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
 	}
 	var errs []error
 	for _, m := range c.ring {
-		if m.gone || !m.synced {
+		if !c.ready(m) {
 			continue
 		}
 		s, err := c.fetchState(ctx, m)

@@ -143,19 +143,51 @@ func (w *Worker) Joined() <-chan struct{} { return w.joined }
 // error wrapping ErrRefused when the coordinator refuses the worker.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.stop()
-	if err := w.join(ctx); err != nil {
-		if ctx.Err() != nil {
+	for {
+		coord, err := w.join(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		// Stay in the run while its coordinator is a member; when it leaves
+		// (a restart, a crash), join whichever coordinator comes next.
+		if !w.waitGone(ctx, coord) {
 			return nil
 		}
-		return err
+		w.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		w.log.Warn("the coordinator left the cluster; waiting for a coordinator", "coordinator", coord)
 	}
-	<-ctx.Done()
-	return nil
+}
+
+// waitGone waits until the member named name is no longer in the cluster
+// (true) or ctx is done (false).
+func (w *Worker) waitGone(ctx context.Context, name string) bool {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		present := false
+		for _, m := range w.cluster.Members() {
+			if m.Name == name {
+				present = true
+				break
+			}
+		}
+		if !present {
+			return true
+		}
+	}
 }
 
 // join looks for the coordinator among the members and asks it to accept
 // this worker, retrying while the coordinator is not there or not reachable.
-func (w *Worker) join(ctx context.Context) error {
+func (w *Worker) join(ctx context.Context) (string, error) {
 	backoff := 50 * time.Millisecond
 	var lastErr error
 	logged := time.Time{}
@@ -164,10 +196,10 @@ func (w *Worker) join(ctx context.Context) error {
 		if ok {
 			err := w.joinAt(ctx, coord)
 			if err == nil {
-				return nil
+				return coord.Name, nil
 			}
 			if errors.Is(err, ErrRefused) {
-				return err
+				return "", err
 			}
 			lastErr = err
 		} else {
@@ -179,7 +211,7 @@ func (w *Worker) join(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
