@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,4 +170,53 @@ func context30s(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// isDone reports whether the process has exited.
+func isDone(p *proc) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// count returns how many log lines carry msg.
+func (p *proc) count(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.logs {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// maxField returns the largest numeric value of field over the lines with msg.
+func (p *proc) maxField(msg, field string) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := 0.0
+	for _, l := range p.logs {
+		if v, ok := l[field].(float64); ok && l["msg"] == msg && v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago (the
+// gossip port of a coordinator that must keep its address across a restart).
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
 }

@@ -72,6 +72,8 @@ type Cluster interface {
 	Leave(ctx context.Context) error
 	// Shutdown stops without announcing; the others detect a failure. Idempotent.
 	Shutdown() error
+	// Rejoin contacts the join addresses once more (see Memberlist.Rejoin).
+	Rejoin() error
 }
 
 // DefaultEventBuffer is the capacity of the channel returned by Events.

@@ -98,8 +98,24 @@ type Memberlist struct {
 	del    *delegate
 	self   Member
 
+	joinAddrs []string // the addresses given in Config.Join
+
 	mu       sync.Mutex
 	shutdown bool
+}
+
+// Rejoin contacts the addresses this node joined through once more (a
+// single attempt, no retries). It merges this node back into a cluster it
+// lost touch with, for instance a restarted coordinator that now runs a new
+// cluster of one at the same address. It is a no-op without join addresses.
+func (m *Memberlist) Rejoin() error {
+	if len(m.joinAddrs) == 0 {
+		return nil
+	}
+	if _, err := m.ml.Join(m.joinAddrs); err != nil {
+		return fmt.Errorf("membership: rejoin %s: %w", strings.Join(m.joinAddrs, ","), err)
+	}
+	return nil
 }
 
 var _ Cluster = (*Memberlist)(nil)
@@ -127,6 +143,7 @@ func Start(ctx context.Context, cfg Config) (*Memberlist, error) {
 		del:    d,
 		self:   Member{Name: local.Name, GossipAddr: local.Address(), Meta: cfg.Meta},
 	}
+	m.joinAddrs = append([]string(nil), cfg.Join...)
 	if len(cfg.Join) > 0 {
 		if err := m.join(ctx, cfg.Join); err != nil {
 			_ = m.Shutdown()

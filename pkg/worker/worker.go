@@ -204,6 +204,11 @@ func (w *Worker) join(ctx context.Context) (string, error) {
 			lastErr = err
 		} else {
 			lastErr = errors.New("no coordinator among the gossip members yet")
+			// A restarted coordinator runs a new cluster of one at the join
+			// address: contact it again to merge the clusters.
+			if err := w.cluster.Rejoin(); err != nil {
+				lastErr = fmt.Errorf("%w; %w", lastErr, err)
+			}
 		}
 		if time.Since(logged) > 5*time.Second {
 			w.log.Info("waiting for the coordinator", "reason", lastErr)
