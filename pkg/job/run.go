@@ -183,8 +183,7 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	}
 	env.Log.Info("training", "dataset", p.Config.Dataset, "train_rows", p.Train.Rows(), "test_rows", rows(p.Test),
 		"network", p.Model.String(), "params", len(p.Net.Params), "optimizer", p.OptCfg.Kind.String(),
-		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel(),
-		"world_size", exec.WorldSize())
+		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel())
 	res, runErr := train.Resume(ctx, exec, p.Train, p.Test, p.Schedule, p.Start, hooks, env.Log, env.Now)
 	if progress != nil {
 		progress.Done()
@@ -235,7 +234,7 @@ func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary
 		errs = append(errs, err)
 	}
 	if len(records) > 0 {
-		title := fmt.Sprintf("%s: %s", p.Config.Dataset, p.Model.String())
+		title := fmt.Sprintf("%s: %s\n%s lr=%g batch=%d seed=%d", p.Config.Dataset, p.Model.String(), p.OptCfg.Kind, p.OptCfg.LR, p.Schedule.Batch, p.Config.Seed)
 		if err := report.PlotLearningCurve(filepath.Join(out, CurveFile), title, records); err != nil {
 			errs = append(errs, err)
 		}
