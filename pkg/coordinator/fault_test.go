@@ -46,13 +46,17 @@ func add(t *testing.T, f *fixture) {
 // applying the events; it returns the parameters and the world size of every
 // step.
 func runWith(t *testing.T, s setup, start int, events []event) ([]float32, map[int]int, Stats) {
+	return runWithMax(t, s, start, 0, events)
+}
+
+func runWithMax(t *testing.T, s setup, start, maxWorkers int, events []event) ([]float32, map[int]int, Stats) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	net, _ := model.New(s.cfg, 1)
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	c, err := Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: 1, CheckEvery: 1, GossipFast: true, Log: log},
+	c, err := Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: 1, MaxWorkers: maxWorkers, CheckEvery: 1, GossipFast: true, Log: log},
 		Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt})
 	if err != nil {
 		t.Fatal(err)
@@ -126,5 +130,20 @@ func TestFailuresDoNotChangeTheResult(t *testing.T) {
 		t.Fatalf("the disturbed run differs from the single-process one by %.3g of the parameters' scale", d)
 	} else {
 		t.Logf("max |difference| / max |param| against the single-process run = %.3g", d)
+	}
+}
+
+// TestSparesReplaceLostWorkers: with --max-workers 2 and three workers, one
+// waits as a spare and takes the place of a worker that crashes.
+func TestSparesReplaceLostWorkers(t *testing.T) {
+	s := mnistSetup(t, model.OptimizerConfig{Kind: model.SGD, LR: 0.1}, 12)
+	_, worlds, st := runWithMax(t, s, 3, 2, []event{{4, kill(0)}})
+	for step := 1; step <= 12; step++ {
+		if worlds[step] != 2 {
+			t.Fatalf("step %d ran on %d workers; with --max-workers 2 and a spare it must stay 2: %v", step, worlds[step], worlds)
+		}
+	}
+	if st.Aborts == 0 {
+		t.Fatal("the crash was not noticed")
 	}
 }
