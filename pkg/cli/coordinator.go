@@ -50,7 +50,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.IntVar(&opts.MaxWorkers, "max-workers", opts.MaxWorkers, "at most this many workers train; others wait as spares (0: no limit)")
 	fs.IntVar(&opts.LocalWorkers, "local-workers", opts.LocalWorkers, "start this many workers inside this process (single-node mode, real sockets on 127.0.0.1)")
 	fs.IntVar(&opts.CheckEvery, "check-every", opts.CheckEvery, "compare the replicas' parameter checksums every this many steps (0: never)")
-	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "deadline of one attempt at a step; a worker that does not finish in time is dropped")
+	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")

@@ -51,7 +51,9 @@ type Config struct {
 	// CheckEvery compares the replicas' parameter checksums every this many
 	// steps (0: never).
 	CheckEvery int
-	// StepTimeout bounds one attempt at a step (compute + all-reduce).
+	// StepTimeout bounds one attempt at a step (compute + all-reduce). Once
+	// steps have been timed the deadline is ten times the recent step time,
+	// between MinStepTimeout and StepTimeout.
 	StepTimeout time.Duration
 	// FrameBytes is the all-reduce frame size (0: the allreduce default).
 	FrameBytes int
@@ -133,7 +135,8 @@ type Coordinator struct {
 	x          []float32
 	labels     []int32
 	stats      Stats
-	committed  int64 // optimizer steps the ring holds (initial steps + committed)
+	committed  int64         // optimizer steps the ring holds (initial steps + committed)
+	stepEWMA   time.Duration // running average of successful attempts' durations
 }
 
 // snapshot is a copy of the replicas' state after `steps` committed updates.

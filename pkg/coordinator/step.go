@@ -67,12 +67,14 @@ func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.St
 // (cancelling all at the first failure), then Commit on every worker.
 func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, batch []int) (train.StepResult, error) {
 	n := len(ring)
+	begin := time.Now()
 	addrs := make([]string, n)
 	for i, m := range ring {
 		addrs[i] = m.addr
 	}
 	shards := shardsOf(batch, n)
-	tctx, tcancel := context.WithTimeoutCause(ctx, c.cfg.StepTimeout, fmt.Errorf("step %d did not finish within --step-timeout %v", step, c.cfg.StepTimeout))
+	timeout := c.stepDeadline()
+	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("step %d did not finish within its deadline of %v", step, timeout))
 	defer tcancel()
 	sctx, cancelCause := context.WithCancelCause(tctx)
 	defer cancelCause(nil)
@@ -147,6 +149,7 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 			}
 		}
 	}
+	c.observeStep(time.Since(begin))
 	var compute, comm float64
 	for _, r := range reports {
 		compute = max(compute, r.ComputeSeconds)
@@ -163,6 +166,30 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 	c.world = n
 	return train.StepResult{LossSum: reports[0].LossSum, Correct: int(reports[0].Correct), Count: int(reports[0].Count)}, nil
 }
+
+// stepDeadline is the deadline of one attempt at a step: ten times the
+// recent step time, at least MinStepTimeout and at most --step-timeout. A
+// hung worker keeps its connections open and answers nothing, so this
+// deadline, not the connection, tells that it is gone; a step that is only
+// slow costs a retry, not correctness.
+func (c *Coordinator) stepDeadline() time.Duration {
+	if c.stepEWMA == 0 {
+		return c.cfg.StepTimeout
+	}
+	return min(max(10*c.stepEWMA, MinStepTimeout), c.cfg.StepTimeout)
+}
+
+// observeStep feeds a successful step's duration into the running average.
+func (c *Coordinator) observeStep(d time.Duration) {
+	if c.stepEWMA == 0 {
+		c.stepEWMA = d
+		return
+	}
+	c.stepEWMA = (4*c.stepEWMA + d) / 5
+}
+
+// MinStepTimeout is the shortest deadline an attempt at a step gets.
+const MinStepTimeout = 2 * time.Second
 
 // watchRing cancels the step with a cause naming the member when gossip
 // reports that a ring member left or failed. It returns a function that stops
@@ -219,7 +246,7 @@ func (c *Coordinator) dropUnhealthy(ctx context.Context, ring []*member) {
 	var wg sync.WaitGroup
 	for _, m := range ring {
 		wg.Go(func() {
-			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			hctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			r, err := m.health.Check(hctx, &healthpb.HealthCheckRequest{})
 			if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
