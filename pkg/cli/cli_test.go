@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/safetensors"
 )
 
 func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
@@ -188,5 +190,49 @@ func TestResumeFromCheckpointIsExact(t *testing.T) {
 	code := Coordinator(context.Background(), append(append(base, "--out", resumed), "--lr", "0.01"), &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "lr=0.05 vs lr=0.01") {
 		t.Fatalf("resume with another --lr: exit %d:\n%s", code, stderr.String())
+	}
+}
+
+// TestNonFiniteSteps: a learning rate that overflows the parameters makes
+// the next batch's loss infinite. With --on-nonfinite=fail the run stops
+// naming the step (and, distributed, the worker); with skip the batches are
+// dropped and the parameters saved are finite.
+func TestNonFiniteSteps(t *testing.T) {
+	base := []string{"--dataset", "gaussian", "--hidden", "3", "--activation", "tanh", "--output", "identity", "--loss", "mse",
+		"--lr", "1e36", "--batch", "16", "--epochs", "1", "--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-fast"}
+	tests := []struct {
+		name   string
+		extra  []string
+		code   int
+		expect string
+	}{
+		{"single-process fail", []string{"--single-process"}, 1, "epoch 1 step 2"},
+		{"distributed fail", []string{"--local-workers", "2"}, 1, "worker local-"},
+		{"single-process skip", []string{"--single-process", "--on-nonfinite", "skip"}, 0, "batch skipped"},
+		{"distributed skip", []string{"--local-workers", "2", "--on-nonfinite", "skip"}, 0, "batch skipped"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			var stderr bytes.Buffer
+			code := Coordinator(context.Background(), append(append(base, "--out", out), tc.extra...), &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.expect) {
+				t.Fatalf("exit %d (want %d), stderr lacks %q:\n%s", code, tc.code, tc.expect, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "non-finite") {
+				t.Fatalf("the log does not say non-finite:\n%s", stderr.String())
+			}
+			if tc.code == 0 {
+				f, err := safetensors.ReadFile(filepath.Join(out, "model.safetensors"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ts := range f.Tensors {
+					if err := model.CheckFinite(ts.Name, ts.Data); err != nil {
+						t.Fatalf("saved parameters are corrupted: %v", err)
+					}
+				}
+			}
+		})
 	}
 }

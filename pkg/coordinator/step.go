@@ -46,7 +46,7 @@ func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.St
 			}
 			return res, nil
 		}
-		if errors.Is(err, ErrDiverged) || ctx.Err() != nil {
+		if errors.Is(err, ErrDiverged) || errors.Is(err, model.ErrNonFinite) || ctx.Err() != nil {
 			return train.StepResult{}, err
 		}
 		lastErr = err
@@ -102,6 +102,13 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 		})
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() == codes.DataLoss {
+			// A NaN or Inf in a worker's loss or gradient: retrying the same
+			// batch would give the same, so the training loop decides.
+			return train.StepResult{}, fmt.Errorf("worker %s: %s: %w", ring[i].id, st.Message(), model.ErrNonFinite)
+		}
+	}
 	if err := firstCause(errs); err != nil {
 		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return train.StepResult{}, fmt.Errorf("%w (%v)", cause, err)

@@ -48,6 +48,9 @@ type Config struct {
 	KeepCheckpoints int
 	// Resume continues from the newest valid checkpoint in Out.
 	Resume bool
+	// OnNonFinite is "fail" or "skip": what a NaN or Inf in a batch's loss
+	// or gradient does.
+	OnNonFinite string
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -57,7 +60,7 @@ func Defaults() Config {
 		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu", Output: "sigmoid",
 		Loss: "bce", Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
-		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true,
+		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true, OnNonFinite: "fail",
 	}
 }
 
@@ -86,6 +89,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "write a checkpoint into OUT/checkpoints every this many steps, and at every epoch end (0: epoch ends only)")
 	fs.IntVar(&c.KeepCheckpoints, "keep-checkpoints", c.KeepCheckpoints, "how many of the newest checkpoints to keep")
+	fs.StringVar(&c.OnNonFinite, "on-nonfinite", c.OnNonFinite, "a NaN or Inf in a batch's loss or gradient: fail (stop the run, naming worker and step) or skip (drop the batch, no update)")
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue an interrupted run from the newest valid checkpoint in --out (a completed run starts anew)")
 }
 
@@ -147,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointEvery < 0 {
 		bad("checkpoint-every", "must be 0 (epoch ends only) or positive, got %d", c.CheckpointEvery)
+	}
+	if c.OnNonFinite != "fail" && c.OnNonFinite != "skip" {
+		bad("on-nonfinite", "must be fail or skip, got %q", c.OnNonFinite)
 	}
 	if c.KeepCheckpoints < 1 {
 		bad("keep-checkpoints", "must be at least 1, got %d", c.KeepCheckpoints)
@@ -228,7 +235,7 @@ func (c *Config) Schedule() (train.Schedule, error) {
 	if err != nil {
 		return train.Schedule{}, fmt.Errorf("--shuffle: %w", err)
 	}
-	return train.Schedule{Epochs: c.Epochs, MaxSteps: c.Steps, Batch: c.Batch, Shuffle: mode, Seed: c.Seed}, nil
+	return train.Schedule{Epochs: c.Epochs, MaxSteps: c.Steps, Batch: c.Batch, Shuffle: mode, Seed: c.Seed, SkipNonFinite: c.OnNonFinite == "skip"}, nil
 }
 
 // Map returns the configuration as flag name -> value, for summary.json and

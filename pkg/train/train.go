@@ -85,6 +85,9 @@ type Schedule struct {
 	Batch    int         // global batch size; 0 or >= rows: full batch; 1: single sample
 	Shuffle  ShuffleMode // reshuffle every epoch, or draw once
 	Seed     uint64      // seed of the permutations
+	// SkipNonFinite skips a batch whose loss or gradient is NaN or infinite
+	// (no update is applied) instead of failing the run.
+	SkipNonFinite bool
 }
 
 // Validate reports the first problem with the schedule.
@@ -144,6 +147,7 @@ type Position struct {
 
 // Result is what a run produced.
 type Result struct {
+	Skipped  int // batches skipped for non-finite values
 	Records  []report.EpochRecord
 	Steps    int
 	Samples  int64
@@ -207,6 +211,12 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 			t0 := now()
 			r, err := exec.Step(ctx, res.Steps, batch)
 			res.TrainDur += now().Sub(t0)
+			if err != nil && sched.SkipNonFinite && errors.Is(err, model.ErrNonFinite) {
+				res.Skipped++
+				log.Warn("batch skipped: non-finite loss or gradient; no update applied", "epoch", epoch, "step", s+1, "err", err)
+				reached = s + 1
+				continue
+			}
 			if err != nil {
 				res.Wall = now().Sub(start)
 				return res, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
