@@ -2,13 +2,18 @@ package worker
 
 import (
 	"context"
+	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/model"
@@ -153,5 +158,55 @@ func TestWorkerRefusesBadStateAndRequests(t *testing.T) {
 	got := save(ctx, t, c)
 	if !slices.Equal(got[:len(net.Params)], net.Params) || !slices.Equal(got[len(net.Params):], opt.State) {
 		t.Fatal("the committed step differs from the single-process update")
+	}
+}
+
+// TestGarbageAndOversizedInputCrashNothing sends random bytes to the gRPC
+// and gossip ports and an oversized request, and checks that the worker
+// still answers its health service.
+func TestGarbageAndOversizedInputCrashNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, c := startWorker(t)
+	rng := rand.New(rand.NewPCG(1, 1))
+	junk := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	gossip := w.cluster.Self().GossipAddr
+	for i := range 20 {
+		for _, target := range []struct{ network, addr string }{{"tcp", w.Addr()}, {"tcp", gossip}, {"udp", gossip}} {
+			conn, err := net.DialTimeout(target.network, target.addr, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 1 && target.network == "tcp" && target.addr == w.Addr() {
+				conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) // a valid preface, then garbage frames
+			}
+			conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			conn.Write(junk(1 + rng.IntN(4096)))
+			conn.Close()
+		}
+	}
+	// An oversized request is refused by gRPC itself.
+	big := &pb.StepRequest{RunId: "x", Shard: &pb.Shard{Values: make([]byte, protocol.MaxMessageBytes+1)}}
+	if _, err := c.Step(ctx, big, grpc.MaxCallSendMsgSize(1<<30)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("oversized request: %v, want ResourceExhausted", err)
+	}
+	conn, err := grpc.NewClient(w.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("the worker stopped answering after garbage input: %v", err)
+	}
+	t.Logf("health after garbage: %s", r.Status)
+	if n := len(w.cluster.Members()); n != 1 {
+		t.Fatalf("garbage on the gossip port changed the membership: %d members", n)
 	}
 }
