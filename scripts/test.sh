@@ -35,7 +35,7 @@ step "go test"
 go test -count=1 -timeout 15m ./...
 
 step "go test -race (concurrent packages)"
-go test -count=1 -race -timeout 15m $(go list ./pkg/... | grep -E '/(allreduce|membership|worker|coordinator|cluster)' || true)
+go test -count=1 -race -timeout 15m ./pkg/allreduce/... ./pkg/membership ./pkg/worker ./pkg/coordinator ./pkg/cli ./pkg/report
 
 if [[ -x scripts/e2e-docker.sh ]]; then
   step "docker end-to-end"

@@ -36,8 +36,12 @@ func mnistSetup(t *testing.T, opt model.OptimizerConfig, steps int) setup {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hidden := []int{1000, 1000}
+	if raceEnabled {
+		hidden = []int{32, 16}
+	}
 	return setup{
-		cfg:   model.Config{Inputs: 784, Hidden: []int{1000, 1000}, Outputs: 1, Activation: model.ReLU, Output: model.Sigmoid, Loss: model.BCE, Bias: true, Init: model.He},
+		cfg:   model.Config{Inputs: 784, Hidden: hidden, Outputs: 1, Activation: model.ReLU, Output: model.Sigmoid, Loss: model.BCE, Bias: true, Init: model.He},
 		opt:   opt,
 		sched: train.Schedule{Epochs: 1, Batch: 64, Seed: 1, MaxSteps: steps},
 		train: tr,
