@@ -29,15 +29,31 @@ type Frame struct {
 	Offset uint64
 	// Data holds the elements as raw little-endian float32 (4 bytes each).
 	Data []byte
+	// Parts continues the payload: the frame's payload is Data followed by
+	// each element of Parts, in order, split at arbitrary byte boundaries (an
+	// element may straddle two pieces). AllReduce always sends frames with Parts
+	// nil; a Transport's Recv may use it to hand over its receive buffers as they
+	// are, without copying them into one contiguous slice.
+	Parts [][]byte
+}
+
+// PayloadLen returns the payload length of f in bytes: len(Data) plus the
+// lengths of Parts.
+func (f *Frame) PayloadLen() int {
+	n := len(f.Data)
+	for _, p := range f.Parts {
+		n += len(p)
+	}
+	return n
 }
 
 // Transport moves frames between a worker and its two ring neighbours.
 //
 // AllReduce calls Send from one goroutine and Recv from another, concurrently;
 // an implementation need not support concurrent calls of the same method.
-// Ownership: Send must not retain f or f.Data after it returns (it transmits or
-// copies them). The frame returned by Recv, and its Data, belong to the caller
-// until the next call to Recv. Both methods must return promptly with an error
+// Ownership: Send must not retain f or f.Data, nor read f.Data, after it
+// returns (it has transmitted or copied them by then). The frame returned by
+// Recv, its Data and Parts, belong to the caller until the next call to Recv. Both methods must return promptly with an error
 // wrapping ctx.Err() once ctx is done.
 type Transport interface {
 	// Send delivers f to the right neighbour (rank+1 mod N).
@@ -246,7 +262,7 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				return nbytes, err
 			}
 			if r < g.size-1 {
-				addLE(buf[off:end], f.Data)
+				applyPayload(buf[off:end], f, addLE)
 			} else {
 				// All-gather overwrites a region this rank sent in round
 				// r-(N-1); the ring's causality guarantees that send happened,
@@ -254,17 +270,17 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				if err := wait(ctx, sent, &have, sendBase[r-(g.size-1)]+j+1); err != nil {
 					return nbytes, err
 				}
-				copyLE(buf[off:end], f.Data)
+				applyPayload(buf[off:end], f, copyLE)
 			}
-			nbytes += int64(len(f.Data))
+			nbytes += int64(4 * (end - off))
 			applied <- struct{}{}
 		}
 	}
 	return nbytes, nil
 }
 
-// check compares a received frame's header and length with the expected frame
-// (round r, seq j, elements [off, off+n)).
+// check compares a received frame's header and payload length with the
+// expected frame (round r, seq j, elements [off, off+n)).
 func check(f *Frame, cfg Config, r, j, off, n int) error {
 	fail := func(field string, got, want uint64) error {
 		return &FrameError{Field: field, Got: got, Want: want, Round: uint32(r), Seq: uint32(j)}
@@ -280,8 +296,8 @@ func check(f *Frame, cfg Config, r, j, off, n int) error {
 		return fail("seq", uint64(f.Seq), uint64(j))
 	case f.Offset != uint64(off):
 		return fail("offset", f.Offset, uint64(off))
-	case len(f.Data) != 4*n:
-		return fail("length", uint64(len(f.Data)), uint64(4*n))
+	case f.PayloadLen() != 4*n:
+		return fail("length", uint64(f.PayloadLen()), uint64(4*n))
 	}
 	return nil
 }

@@ -161,6 +161,7 @@ func TestAllReduceRejectsUnexpectedFrames(t *testing.T) {
 		{"offset", func(f *allreduce.Frame) { f.Offset += 1 }},
 		{"length", func(f *allreduce.Frame) { f.Data = f.Data[:len(f.Data)-4] }},
 		{"length", func(f *allreduce.Frame) { f.Data = append(f.Data, 0, 0, 0x80, 0x7f) }},
+		{"length", func(f *allreduce.Frame) { f.Parts = append(f.Parts, []byte{0, 0}, []byte{0x80, 0x7f}) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.field, func(t *testing.T) {

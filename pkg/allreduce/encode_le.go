@@ -29,15 +29,36 @@ func asFloats(src []byte) ([]float32, bool) {
 	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(src))), len(src)/4), true
 }
 
-// addLE adds the little-endian float32s in src (len(src) == 4*len(dst)) into dst.
+// unalignedBlock is the number of elements an unaligned payload is staged in at
+// a time: 4 KiB, which stays in L1 while it is added.
+const unalignedBlock = 1024
+
+// addLE adds the little-endian float32s in src (len(src) == 4*len(dst)) into dst,
+// with AVX2 where the CPU has it (any alignment). Otherwise, payloads that are
+// not 4-byte aligned (received pieces start anywhere) are
+// copied block by block into an aligned scratch array first: a memmove within
+// L1 is cheaper than decoding element by element.
 func addLE(dst []float32, src []byte) {
+	if n := addVec(dst, src); n > 0 {
+		dst, src = dst[n:], src[4*n:]
+	}
 	if f, ok := asFloats(src); ok {
 		addFloats(dst, f)
 		return
 	}
 	src = src[:4*len(dst)]
-	for i := range dst {
-		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	if len(dst) < 16 {
+		for i := range dst {
+			dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+		return
+	}
+	var tmp [unalignedBlock]float32
+	for len(dst) > 0 {
+		k := min(len(dst), unalignedBlock)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&tmp[0])), 4*k), src[:4*k])
+		addFloats(dst[:k], tmp[:k])
+		dst, src = dst[k:], src[4*k:]
 	}
 }
 

@@ -14,13 +14,15 @@ import (
 
 // BenchmarkAllReduce measures the ring all-reduce the way nccl-tests reports it:
 // algBW = buffer bytes / time per all-reduce, busBW = algBW * 2(N-1)/N, in GB/s
-// (1e9 bytes). All N workers run in this process; the grpc transport uses real
-// loopback sockets. Sizes are in MB of float32 (1 MB = 1e6 bytes).
+// (1e9 bytes), and the process CPU time per rank per all-reduce (cpu-ms/rank).
+// All N workers run in this process; transport grpc uses loopback TCP,
+// grpc-local the workers' local Unix sockets (Options.SocketDir), inmem the
+// in-memory transport (an upper bound). Sizes are in MB of float32 (1 MB = 1e6 bytes).
 //
 //	go test -run '^$' -bench 'AllReduce/transport=grpc' ./pkg/allreduce/grpcring
 func BenchmarkAllReduce(b *testing.B) {
 	frameBytes := allreduce.DefaultFrameBytes
-	for _, transport := range []string{"grpc", "grpc-unix", "inmem"} {
+	for _, transport := range []string{"grpc", "grpc-local", "inmem"} {
 		for _, n := range []int{2, 4} {
 			for _, mb := range []float64{1, 7.1, 14.3, 64} {
 				name := fmt.Sprintf("transport=%s/n=%d/mb=%s", transport, n, strconv.FormatFloat(mb, 'f', -1, 64))
@@ -30,11 +32,14 @@ func BenchmarkAllReduce(b *testing.B) {
 	}
 }
 
-// BenchmarkFrameSize compares frame sizes on loopback gRPC (N=2, 7.1 MB, the
-// MNIST model's gradient buffer); it is how allreduce.DefaultFrameBytes was chosen.
+// BenchmarkFrameSize compares frame sizes on loopback gRPC, over TCP and over
+// local sockets (N=2, 7.1 MB, the MNIST model's gradient buffer); it is how
+// allreduce.DefaultFrameBytes was chosen.
 func BenchmarkFrameSize(b *testing.B) {
-	for _, kib := range []int{64, 128, 256, 512, 1024, 2048} {
-		b.Run(fmt.Sprintf("frame=%dKiB", kib), func(b *testing.B) { benchRing(b, "grpc", 2, 7.1, kib<<10) })
+	for _, transport := range []string{"grpc", "grpc-local"} {
+		for _, kib := range []int{64, 128, 256, 512, 1024, 2048} {
+			b.Run(fmt.Sprintf("transport=%s/frame=%dKiB", transport, kib), func(b *testing.B) { benchRing(b, transport, 2, 7.1, kib<<10) })
+		}
 	}
 }
 
@@ -50,12 +55,13 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 		}
 	}
 	var ts []allreduce.Transport
-	if transport == "grpc" || transport == "grpc-unix" {
-		network := "tcp"
-		if transport == "grpc-unix" {
-			network = "unix"
+	if transport == "grpc" || transport == "grpc-local" {
+		opts := grpcring.Options{MaxFrameBytes: frameBytes}
+		if transport == "grpc-local" {
+			// TCP addresses, reached through the peers' local Unix sockets.
+			opts.SocketDir = b.TempDir()
 		}
-		nodes := startNodesOn(b, network, n, grpcring.Options{MaxFrameBytes: frameBytes})
+		nodes := startNodesOn(b, n, opts, opts.SocketDir != "")
 		order := make([]int, n)
 		for i := range order {
 			order[i] = i

@@ -2,6 +2,7 @@ package grpcring
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"google.golang.org/grpc/mem"
@@ -11,18 +12,78 @@ import (
 	ringtrainv1 "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
 
-// chunks splits b into pieces of size n, as gRPC hands over received HTTP/2 frames.
-func chunks(b []byte, n int) mem.BufferSlice {
+// chunks splits b into pieces of size n, as gRPC hands over received HTTP/2
+// frames; each piece is a reference-counted buffer from pool.
+func chunks(b []byte, n int, pool mem.BufferPool) mem.BufferSlice {
 	var s mem.BufferSlice
 	for len(b) > 0 {
 		k := min(n, len(b))
-		s = append(s, mem.SliceBuffer(b[:k]))
+		buf := pool.Get(k)
+		copy(*buf, b[:k])
+		s = append(s, mem.NewBuffer(buf, pool))
 		b = b[k:]
 	}
 	return s
 }
 
-func TestCodecMatchesProto(t *testing.T) {
+// countingPool counts the buffers handed out and not yet returned.
+type countingPool struct {
+	out int
+}
+
+func (p *countingPool) Get(n int) *[]byte {
+	p.out++
+	b := make([]byte, n, max(n, 2<<10)) // above gRPC's pooling threshold, so buffers are reference-counted
+	return &b
+}
+
+func (p *countingPool) Put(*[]byte) { p.out-- }
+
+func join(parts [][]byte) []byte { return bytes.Join(parts, nil) }
+
+func TestCodecMarshalMatchesProto(t *testing.T) {
+	for _, size := range []int{0, 8, minViewBytes - 4, minViewBytes, 100_000} {
+		for _, viewable := range []bool{false, true} {
+			t.Run(fmt.Sprintf("payload=%d/view=%v", size, viewable), func(t *testing.T) {
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = byte(i * 7)
+				}
+				f := &outFrame{generation: 1 << 40, step: 123456, round: 5, seq: 300, offset: 1<<33 + 1, data: data}
+				rel := newReleaser()
+				if viewable {
+					f.release = rel
+				}
+				std, err := proto.Marshal(&ringtrainv1.RingFrame{Generation: f.generation, Step: f.step, Round: f.round, Seq: f.seq, Offset: f.offset, Data: data})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := newCodec()
+				out, err := c.Marshal(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := out.Materialize(); !bytes.Equal(got, std) {
+					t.Fatalf("codec marshal differs from proto.Marshal (%d vs %d bytes)", len(got), len(std))
+				}
+				wantView := viewable && size >= minViewBytes
+				if f.viewed != wantView {
+					t.Fatalf("viewed = %v, want %v", f.viewed, wantView)
+				}
+				out.Free()
+				if wantView {
+					select {
+					case <-rel.ch:
+					default:
+						t.Fatal("freeing the marshalled message did not release the payload view")
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestCodecUnmarshal(t *testing.T) {
 	data := make([]byte, 4*1000)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -52,16 +113,6 @@ func TestCodecMatchesProto(t *testing.T) {
 		reordered = protowire.AppendVarint(reordered, f.v)
 	}
 
-	c := newCodec()
-	out, err := c.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := out.Materialize(); !bytes.Equal(got, std) {
-		t.Fatalf("codec marshal differs from proto.Marshal (%d vs %d bytes)", len(got), len(std))
-	}
-	out.Free()
-
 	tests := []struct {
 		name  string
 		wire  []byte
@@ -72,15 +123,27 @@ func TestCodecMatchesProto(t *testing.T) {
 		{"standard, 3-byte chunks", std, 3},
 		{"reordered with unknown fields, 5-byte chunks", reordered, 5},
 	}
+	c := newCodec()
+	var got inFrame // reused across cases, as the Service does
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var got ringtrainv1.RingFrame
-			if err := c.Unmarshal(chunks(tc.wire, tc.chunk), &got); err != nil {
+			pool := &countingPool{}
+			in := chunks(tc.wire, tc.chunk, pool)
+			if err := c.Unmarshal(in, &got); err != nil {
 				t.Fatal(err)
 			}
-			if got.Generation != want.Generation || got.Step != want.Step || got.Round != want.Round ||
-				got.Seq != want.Seq || got.Offset != want.Offset || !bytes.Equal(got.Data, want.Data) {
-				t.Fatalf("decoded %v, want %v", &got, want)
+			in.Free() // gRPC frees its references after Unmarshal; the frame keeps its own
+			if got.generation != want.Generation || got.step != want.Step || got.round != want.Round ||
+				got.seq != want.Seq || got.offset != want.Offset || got.n != len(data) || !bytes.Equal(join(got.parts), data) {
+				t.Fatalf("decoded generation %d step %d round %d seq %d offset %d, %d payload bytes; want %v",
+					got.generation, got.step, got.round, got.seq, got.offset, got.n, want)
+			}
+			if pool.out == 0 {
+				t.Fatal("the decoded frame holds no reference to the receive buffers its payload points into")
+			}
+			got.free()
+			if pool.out != 0 {
+				t.Fatalf("%d receive buffers not released after free", pool.out)
 			}
 		})
 	}
@@ -92,9 +155,15 @@ func TestCodecRejectsTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cut := range []int{1, 10, len(std) - 1} {
-		var m ringtrainv1.RingFrame
-		if err := newCodec().Unmarshal(chunks(std[:cut], 4), &m); err == nil {
+		var m inFrame
+		pool := &countingPool{}
+		in := chunks(std[:cut], 4, pool)
+		if err := newCodec().Unmarshal(in, &m); err == nil {
 			t.Errorf("a message cut to %d of %d bytes decoded without error", cut, len(std))
+		}
+		in.Free()
+		if pool.out != 0 {
+			t.Errorf("a message cut to %d bytes: %d receive buffers still referenced", cut, pool.out)
 		}
 	}
 }

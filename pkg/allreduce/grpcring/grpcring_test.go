@@ -1,13 +1,13 @@
 package grpcring_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,45 +30,32 @@ type node struct {
 // startNodes starts n servers on loopback TCP; they are stopped when the test ends.
 func startNodes(tb testing.TB, n int, opts grpcring.Options) []*node {
 	tb.Helper()
-	return startNodesOn(tb, "tcp", n, opts)
+	return startNodesOn(tb, n, opts, false)
 }
 
-// startNodesOn starts n servers listening on network "tcp" (127.0.0.1, any
-// port) or "unix" (a socket in a temporary directory); the node addresses are
-// gRPC targets ("127.0.0.1:port" or "unix:///path").
-func startNodesOn(tb testing.TB, network string, n int, opts grpcring.Options) []*node {
+// startNodesOn starts n servers on 127.0.0.1 (any port); with local set they
+// also listen on their local sockets in opts.SocketDir.
+func startNodesOn(tb testing.TB, n int, opts grpcring.Options, local bool) []*node {
 	tb.Helper()
 	nodes := make([]*node, n)
-	dir := ""
-	if network == "unix" {
-		dir = tb.TempDir()
-	}
 	for i := range nodes {
-		var (
-			lis    net.Listener
-			target string
-			err    error
-		)
-		switch network {
-		case "tcp":
-			lis, err = net.Listen("tcp", "127.0.0.1:0")
-			if err == nil {
-				target = lis.Addr().String()
-			}
-		case "unix":
-			path := filepath.Join(dir, fmt.Sprintf("ring%d.sock", i))
-			lis, err = net.Listen("unix", path)
-			target = "unix://" + path
-		default:
-			tb.Fatalf("unknown network %q", network)
-		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatal(err)
 		}
+		target := lis.Addr().String()
 		svc := grpcring.NewService(opts)
 		srv := grpc.NewServer(svc.ServerOptions()...)
 		svc.Register(srv)
 		go func() { _ = srv.Serve(lis) }()
+		if local {
+			// Also serve on the local socket peers sharing SocketDir will use.
+			local, err := svc.ListenLocal(target)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			go func() { _ = srv.Serve(local) }()
+		}
 		tb.Cleanup(func() {
 			_ = svc.Close()
 			srv.Stop()
@@ -273,5 +260,111 @@ func TestConnectToNobodyTimesOut(t *testing.T) {
 	defer cancel()
 	if _, err := svc.Connect(ctx, addr, 1); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("error %v, want a deadline error naming %s", err, addr)
+	}
+}
+
+func TestLocalSocket(t *testing.T) {
+	tests := []struct {
+		name      string
+		listen    bool // the nodes serve their local sockets
+		stale     bool // a socket file nobody accepts on is left for each node
+		wantLocal bool
+	}{
+		{"neighbour serves its socket", true, false, true},
+		{"no socket: TCP", false, false, false},
+		{"stale socket file: TCP", false, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			nodes := startNodesOn(t, 2, grpcring.Options{MaxFrameBytes: 64 << 10, SocketDir: dir}, tc.listen)
+			if tc.stale {
+				for _, nd := range nodes {
+					l, err := net.Listen("unix", grpcring.LocalSocketPath(dir, nd.addr))
+					if err != nil {
+						t.Fatal(err)
+					}
+					l.(*net.UnixListener).SetUnlinkOnClose(false)
+					l.Close()
+				}
+			}
+			ts := connect(t, nodes, []int{0, 1}, 1)
+			for r, tr := range ts {
+				target := tr.(*grpcring.Transport).Target()
+				if got := strings.HasPrefix(target, "unix://"); got != tc.wantLocal {
+					t.Fatalf("rank %d dials %q; want a local socket: %v", r, target, tc.wantLocal)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			bufs, sum := randomBufs(2, 50_000, 11)
+			if _, err := allreduce.RunRing(ctx, ts, allreduce.Config{Generation: 1, Step: 1, FrameBytes: 64 << 10}, bufs); err != nil {
+				t.Fatal(err)
+			}
+			checkSums(t, bufs, sum)
+		})
+	}
+}
+
+func TestListenLocal(t *testing.T) {
+	dir := t.TempDir()
+	const addr = "10.0.0.7:4000"
+	svc := grpcring.NewService(grpcring.Options{SocketDir: dir})
+	defer svc.Close()
+
+	// A stale socket file is replaced.
+	stale, err := net.Listen("unix", grpcring.LocalSocketPath(dir, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	lis, err := svc.ListenLocal(addr)
+	if err != nil {
+		t.Fatalf("over a stale socket file: %v", err)
+	}
+	defer lis.Close()
+
+	// A live one is not.
+	if l, err := grpcring.NewService(grpcring.Options{SocketDir: dir}).ListenLocal(addr); err == nil || !strings.Contains(err.Error(), "in use") {
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("second listener on a live socket: error %v, want one saying it is in use", err)
+	}
+	if _, err := grpcring.NewService(grpcring.Options{}).ListenLocal(addr); err == nil || !strings.Contains(err.Error(), "SocketDir") {
+		t.Fatalf("without SocketDir: error %v, want one naming SocketDir", err)
+	}
+}
+
+func TestSendIsDoneWithPayloadWhenItReturns(t *testing.T) {
+	// Send passes the payload to gRPC without copying it: it must not return
+	// before gRPC has copied it out, since the all-reduce overwrites the region
+	// right after. Overwrite it at once and check what arrives.
+	const size = 1 << 20
+	nodes := startNodes(t, 2, grpcring.Options{MaxFrameBytes: size})
+	ts := connect(t, nodes, []int{0, 1}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data := make([]byte, size)
+	for seq := range uint32(8) {
+		for i := range data {
+			data[i] = byte(i*7) + byte(seq)
+		}
+		want := append([]byte(nil), data...)
+		if err := ts[0].Send(ctx, &allreduce.Frame{Generation: 1, Seq: seq, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = 0xee
+		}
+		f, err := ts[1].Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append(append([]byte(nil), f.Data...), bytes.Join(f.Parts, nil)...)
+		if f.Seq != seq || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: received seq %d and %d payload bytes that differ from what was sent", seq, f.Seq, len(got))
+		}
 	}
 }
