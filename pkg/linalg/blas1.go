@@ -10,6 +10,13 @@ func Saxpy(alpha float32, x, y []float32) {
 	if alpha == 0 {
 		return
 	}
+	axpy(alpha, x, y[:len(x)])
+}
+
+// axpyGo is the portable Saxpy; the vector version rounds identically
+// (a multiply, then an add: no fused multiply-add), so that replicas on
+// different CPUs apply bit-identical updates.
+func axpyGo(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	i := 0
 	for ; i+4 <= len(x); i += 4 {

@@ -51,3 +51,24 @@ func TestSaxpySdotPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestSaxpyVectorMatchesPortableBitForBit: replicas on CPUs with and without
+// AVX must apply identical updates.
+func TestSaxpyVectorMatchesPortableBitForBit(t *testing.T) {
+	for _, n := range []int{0, 1, 31, 32, 33, 100, 1000, 4099} {
+		x := make([]float32, n)
+		y1 := make([]float32, n)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)*1.7)) * 1e3
+			y1[i] = float32(math.Cos(float64(i)*0.3)) / 7
+		}
+		y2 := append([]float32(nil), y1...)
+		Saxpy(-0.0123, x, y1)
+		axpyGo(-0.0123, x, y2)
+		for i := range y1 {
+			if math.Float32bits(y1[i]) != math.Float32bits(y2[i]) {
+				t.Fatalf("n=%d: element %d: %v (vector) vs %v (portable)", n, i, y1[i], y2[i])
+			}
+		}
+	}
+}

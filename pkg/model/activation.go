@@ -66,13 +66,7 @@ func (a Activation) apply(t, out []float32, w int) {
 			out[i] = float32(math.Tanh(float64(v)))
 		}
 	case ReLU:
-		for i, v := range t {
-			if v > 0 {
-				out[i] = v
-			} else {
-				out[i] = 0
-			}
-		}
+		reluForward(t, out)
 	case LeakyReLU:
 		for i, v := range t {
 			if v > 0 {
@@ -105,11 +99,7 @@ func (a Activation) backward(t, out, d []float32, w int) {
 			d[i] *= 1 - y*y
 		}
 	case ReLU:
-		for i, v := range t {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		reluBackward(t, d)
 	case LeakyReLU:
 		for i, v := range t {
 			if !(v > 0) {
@@ -162,5 +152,28 @@ func softmaxRow(t, out []float32) {
 	inv := 1 / sum
 	for i := range out {
 		out[i] = float32(float64(out[i]) * inv)
+	}
+}
+
+// reluForward writes max(t, 0) into out without branches: the sign bit of t
+// selects the value or zero (a data-dependent branch would mispredict about
+// half the time on ReLU inputs). -0 becomes +0; NaN stays NaN.
+func reluForward(t, out []float32) {
+	out = out[:len(t)]
+	for i, v := range t {
+		u := math.Float32bits(v)
+		keep := uint32(int32(^u) >> 31) // all ones when the sign bit is 0
+		out[i] = math.Float32frombits(u & keep)
+	}
+}
+
+// reluBackward zeroes d where t <= 0 (including -0: ReLU'(0) = 0, the
+// subgradient chosen at the kink), without branches.
+func reluBackward(t, d []float32) {
+	d = d[:len(t)]
+	for i, v := range t {
+		s := int32(math.Float32bits(v))
+		keep := uint32((-s &^ s) >> 31) // all ones exactly when s > 0
+		d[i] = math.Float32frombits(math.Float32bits(d[i]) & keep)
 	}
 }

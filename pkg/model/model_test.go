@@ -284,3 +284,30 @@ func TestCheckFiniteNamesTheIndex(t *testing.T) {
 		}
 	}
 }
+
+func TestReLUEdgeValues(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	nan := float32(math.NaN())
+	in := []float32{-2, negZero, 0, 1e-45, 3, float32(math.Inf(1)), float32(math.Inf(-1)), -1e-45}
+	out := make([]float32, len(in))
+	ReLU.apply(in, out, len(in))
+	want := []float32{0, 0, 0, 1e-45, 3, float32(math.Inf(1)), 0, 0}
+	for i := range want {
+		if out[i] != want[i] || math.Signbit(float64(out[i])) {
+			t.Fatalf("relu(%v) = %v, want %v", in[i], out[i], want[i])
+		}
+	}
+	d := []float32{1, 1, 1, 1, 1, 1, 1, 1}
+	ReLU.backward(in, nil, d, len(in))
+	wantD := []float32{0, 0, 0, 1, 1, 1, 0, 0}
+	for i := range wantD {
+		if d[i] != wantD[i] {
+			t.Fatalf("relu'(%v) * 1 = %v, want %v", in[i], d[i], wantD[i])
+		}
+	}
+	out2 := []float32{0}
+	ReLU.apply([]float32{nan}, out2, 1)
+	if !math.IsNaN(float64(out2[0])) {
+		t.Fatalf("relu(NaN) = %v, want NaN (so the non-finite check sees it)", out2[0])
+	}
+}

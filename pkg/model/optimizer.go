@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+
+	"github.com/ringtrain/ringtrain/pkg/linalg"
 	"math"
 	"strings"
 )
@@ -134,10 +136,8 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 	lr := float32(o.Config.LR)
 	switch o.Config.Kind {
 	case SGD:
-		a := lr * scale
-		for i, g := range grads {
-			params[i] -= a * g
-		}
+		// p - (lr*scale)*g, rounded as p + (-(lr*scale))*g: the same bits.
+		linalg.Saxpy(-(lr * scale), grads, params)
 	case Momentum:
 		mu := float32(o.Config.Momentum)
 		v := o.State[:len(params)]
