@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/coordinator"
@@ -34,6 +37,7 @@ type CoordinatorOptions struct {
 	FrameBytes      int
 	SingleProcess   bool
 	GossipFast      bool
+	CPUProfile      string
 }
 
 // CoordinatorFlags returns the coordinator's flag set bound to opts, which
@@ -54,6 +58,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
+	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
 	return fs
 }
 
@@ -144,6 +149,19 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "coordinator: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "coordinator: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	p, err := job.Prepare(opts.Job, log)
 	if err != nil {
 		log.Error("cannot start training", "err", err)
@@ -170,7 +188,8 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer c.Close()
 		if opts.LocalWorkers > 0 {
-			lw, err := coordinator.StartLocalWorkers(ctx, coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log})
+			lw, err := coordinator.StartLocalWorkers(ctx, coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log,
+				SocketDir: filepath.Join(os.TempDir(), "ringtrain")})
 			if err != nil {
 				log.Error("cannot start local workers", "err", err)
 				return 1

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/job"
@@ -23,13 +25,15 @@ type WorkerOptions struct {
 	GossipAdvertise string
 	ExpectModel     string
 	GossipFast      bool
+	RingSocketDir   string
 	LogFormat       string
 	LogLevel        string
 }
 
 // DefaultWorkerOptions returns the worker's defaults.
 func DefaultWorkerOptions() WorkerOptions {
-	return WorkerOptions{GRPCAddr: ":7071", GossipAddr: ":7947", LogFormat: "text", LogLevel: "info"}
+	return WorkerOptions{GRPCAddr: ":7071", GossipAddr: ":7947", LogFormat: "text", LogLevel: "info",
+		RingSocketDir: filepath.Join(os.TempDir(), "ringtrain")}
 }
 
 // WorkerFlags returns the worker's flag set bound to opts.
@@ -44,6 +48,7 @@ func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", opts.GossipAdvertise, "gossip address other members should use (default: derived)")
 	fs.StringVar(&opts.ExpectModel, "expect-model", opts.ExpectModel, `refuse to train any other model, e.g. "layers=784-1000-1000-1 activation=relu output=sigmoid loss=bce bias=true init=he"`)
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
+	fs.StringVar(&opts.RingSocketDir, "ring-socket-dir", opts.RingSocketDir, "directory for the Unix socket that ring neighbours on the same host use instead of TCP (empty: TCP only)")
 	fs.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "log format: text or json")
 	fs.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level: debug, info, warn, error")
 	return fs
@@ -110,7 +115,7 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	w, err := worker.Start(ctx, worker.Config{
 		ID: opts.ID, GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr,
 		GossipAdvertise: opts.GossipAdvertise, Join: splitList(opts.Join), ExpectModel: opts.ExpectModel,
-		GossipFast: opts.GossipFast, Log: log,
+		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, Log: log,
 	})
 	if err != nil {
 		log.Error("cannot start the worker", "err", err)

@@ -25,6 +25,9 @@ type LocalOptions struct {
 	IDPrefix string // worker ids are IDPrefix + index (default "local-")
 	Fast     bool   // fast gossip timings
 	Key      []byte // gossip encryption key
+	// SocketDir is where the workers listen on Unix sockets for each other
+	// (empty: TCP only).
+	SocketDir string
 	Log      *slog.Logger
 }
 
@@ -38,7 +41,7 @@ func StartLocalWorkers(ctx context.Context, o LocalOptions) (*LocalWorkers, erro
 		wctx, cancel := context.WithCancel(ctx)
 		w, err := worker.Start(wctx, worker.Config{
 			ID: fmt.Sprintf("%s%d", o.IDPrefix, i), GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log,
+			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log, RingSocketDir: o.SocketDir,
 		})
 		if err != nil {
 			cancel()

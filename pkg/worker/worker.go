@@ -53,6 +53,10 @@ type Config struct {
 	ProtocolVersion uint32
 	// Gossip tunes memberlist timing (zero: LAN defaults).
 	GossipFast bool // memberlist timings for loopback tests
+	// RingSocketDir, when set, is where the worker also listens on a Unix
+	// socket for ring neighbours on the same host (cheaper than loopback
+	// TCP); neighbours find it by the worker's advertised address.
+	RingSocketDir string
 	// GossipKey enables gossip encryption.
 	GossipKey []byte
 	// Log receives the worker's logs.
@@ -101,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("--advertise: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: log, lis: lis, addr: addr, joined: make(chan struct{})}
-	w.ring = grpcring.NewService(grpcring.Options{MaxFrameBytes: protocol.MaxFrameBytes})
+	w.ring = grpcring.NewService(grpcring.Options{MaxFrameBytes: protocol.MaxFrameBytes, SocketDir: cfg.RingSocketDir})
 	opts := append(w.ring.ServerOptions(), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
 	w.server = grpc.NewServer(opts...)
 	w.svc = &service{log: log, self: func() string { return w.addr }, ring: w.ring, rep: &replica{}, clock: time.Now, expect: cfg.ExpectModel}
@@ -115,6 +119,13 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 			log.Error("grpc server stopped", "err", err)
 		}
 	}()
+	if cfg.RingSocketDir != "" {
+		if local, err := w.ring.ListenLocal(addr); err != nil {
+			log.Warn("no Unix socket for co-located ring neighbours; they will use TCP", "dir", cfg.RingSocketDir, "err", err)
+		} else {
+			go func() { _ = w.server.Serve(local) }()
+		}
+	}
 	cl, err := membership.Start(ctx, membership.Config{
 		Name: cfg.ID, BindAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Join: cfg.Join,
 		Meta:      membership.Meta{Role: membership.RoleWorker, GRPCAddr: addr, Protocol: cfg.ProtocolVersion, ID: cfg.ID},
