@@ -10,14 +10,18 @@ import (
 	"syscall"
 
 	"github.com/ringtrain/ringtrain/pkg/cli"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var code int
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "healthcheck":
 		code = cli.Healthcheck(ctx, "coordinator", os.Args[2:], "127.0.0.1:7070", os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "gen-certs":
+		code = tlsutil.GenCertsMain(os.Args[2:], os.Stderr)
+	default:
 		code = cli.Coordinator(ctx, os.Args[1:], os.Stderr)
 	}
 	stop()

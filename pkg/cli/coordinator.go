@@ -18,7 +18,10 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/coordinator"
 	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
+	"github.com/ringtrain/ringtrain/pkg/trace"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
@@ -38,6 +41,10 @@ type CoordinatorOptions struct {
 	SingleProcess   bool
 	GossipFast      bool
 	CPUProfile      string
+	TLS             tlsutil.Config
+	GossipKeyFile   string
+	MetricsAddr     string
+	TraceFile       string
 }
 
 // CoordinatorFlags returns the coordinator's flag set bound to opts, which
@@ -59,6 +66,10 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
+	opts.TLS.Bind(fs)
+	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+EnvGossipKey)
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve Prometheus metrics on this address at /metrics (empty: off)")
+	fs.StringVar(&opts.TraceFile, "trace", opts.TraceFile, "write a per-step trace in Chrome trace JSON (chrome://tracing, Perfetto) to this file")
 	return fs
 }
 
@@ -149,6 +160,37 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
+	opts.TLS = opts.TLS.FromEnv(os.Getenv)
+	if err := opts.TLS.Validate(); err != nil {
+		fmt.Fprintf(stderr, "coordinator: %v\n", err)
+		return 2
+	}
+	key, err := gossipKey(opts.GossipKeyFile, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "coordinator: %v\n", err)
+		return 2
+	}
+	reg, stopMetrics, err := serveMetrics(opts.MetricsAddr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "coordinator: %v\n", err)
+		return 2
+	}
+	defer stopMetrics()
+	var cm *metrics.Coordinator
+	if reg != nil {
+		cm = metrics.NewCoordinator(reg)
+	}
+	var rec *trace.Recorder
+	if opts.TraceFile != "" {
+		rec = trace.NewRecorder(0)
+		defer func() {
+			if err := rec.WriteFile(opts.TraceFile); err != nil {
+				log.Error("cannot write the trace", "err", err)
+			} else {
+				log.Info("trace written", "path", opts.TraceFile, "events", rec.Len())
+			}
+		}()
+	}
 	if opts.CPUProfile != "" {
 		f, err := os.Create(opts.CPUProfile)
 		if err != nil {
@@ -167,7 +209,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start training", "err", err)
 		return 1
 	}
-	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal}
+	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm}
 	var exec train.Executor
 	var dist *coordinator.Coordinator
 	if opts.SingleProcess {
@@ -181,6 +223,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
+			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
@@ -188,8 +231,12 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		defer c.Close()
 		if opts.LocalWorkers > 0 {
-			lw, err := coordinator.StartLocalWorkers(ctx, coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log,
-				SocketDir: filepath.Join(os.TempDir(), "ringtrain")})
+			lo := coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log,
+				SocketDir: filepath.Join(os.TempDir(), "ringtrain"), TLS: opts.TLS, Key: key}
+			if reg != nil {
+				lo.Registry = reg
+			}
+			lw, err := coordinator.StartLocalWorkers(ctx, lo)
 			if err != nil {
 				log.Error("cannot start local workers", "err", err)
 				return 1

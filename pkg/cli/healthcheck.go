@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 )
 
 // Healthcheck runs the "healthcheck" subcommand: it asks the gRPC health
@@ -23,6 +25,8 @@ func Healthcheck(ctx context.Context, name string, args []string, defaultAddr st
 	addr := fs.String("addr", defaultAddr, "gRPC address to check")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	service := fs.String("service", "", "health service name (empty: the server as a whole)")
+	var tc tlsutil.Config
+	tc.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -31,7 +35,13 @@ func Healthcheck(ctx context.Context, name string, args []string, defaultAddr st
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tc = tc.FromEnv(os.Getenv)
+	dial, err := tc.DialOption()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s healthcheck: %v\n", name, err)
+		return 2
+	}
+	conn, err := grpc.NewClient(*addr, dial)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s healthcheck: %s: %v\n", name, *addr, err)
 		return 1

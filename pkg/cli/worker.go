@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	"github.com/ringtrain/ringtrain/pkg/worker"
 )
 
@@ -26,6 +28,9 @@ type WorkerOptions struct {
 	ExpectModel     string
 	GossipFast      bool
 	RingSocketDir   string
+	TLS             tlsutil.Config
+	GossipKeyFile   string
+	MetricsAddr     string
 	LogFormat       string
 	LogLevel        string
 }
@@ -49,6 +54,9 @@ func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.ExpectModel, "expect-model", opts.ExpectModel, `refuse to train any other model, e.g. "layers=784-1000-1000-1 activation=relu output=sigmoid loss=bce bias=true init=he"`)
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.RingSocketDir, "ring-socket-dir", opts.RingSocketDir, "directory for the Unix socket that ring neighbours on the same host use instead of TCP (empty: TCP only)")
+	opts.TLS.Bind(fs)
+	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+EnvGossipKey)
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve Prometheus metrics on this address at /metrics (empty: off)")
 	fs.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "log format: text or json")
 	fs.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level: debug, info, warn, error")
 	return fs
@@ -112,10 +120,31 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "worker: --log-level: %v\n", err)
 		return 2
 	}
+	opts.TLS = opts.TLS.FromEnv(os.Getenv)
+	if err := opts.TLS.Validate(); err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	key, err := gossipKey(opts.GossipKeyFile, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	reg, stopMetrics, err := serveMetrics(opts.MetricsAddr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	defer stopMetrics()
+	var wm *metrics.Worker
+	if reg != nil {
+		wm = metrics.NewWorker(reg)
+	}
 	w, err := worker.Start(ctx, worker.Config{
 		ID: opts.ID, GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr,
 		GossipAdvertise: opts.GossipAdvertise, Join: splitList(opts.Join), ExpectModel: opts.ExpectModel,
 		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, Log: log,
+		TLS: opts.TLS, GossipKey: key, Metrics: wm,
 	})
 	if err != nil {
 		log.Error("cannot start the worker", "err", err)

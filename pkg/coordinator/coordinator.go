@@ -25,7 +25,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -33,9 +32,12 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/membership"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
 	"github.com/ringtrain/ringtrain/pkg/shard"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
+	"github.com/ringtrain/ringtrain/pkg/trace"
 	"github.com/ringtrain/ringtrain/pkg/train"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
@@ -61,7 +63,13 @@ type Config struct {
 	MaxAttempts int
 	GossipFast  bool // memberlist timings for loopback tests
 	GossipKey   []byte
-	Log         *slog.Logger
+	// TLS enables mutual TLS on the coordinator's server and its
+	// connections to workers.
+	TLS tlsutil.Config
+	// Metrics and Trace receive the run's figures (nil: none).
+	Metrics *metrics.Coordinator
+	Trace   *trace.Recorder
+	Log     *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -118,6 +126,7 @@ type Coordinator struct {
 
 	lis     net.Listener
 	server  *grpc.Server
+	dial    grpc.DialOption // transport credentials for connections to workers
 	health  *health.Server
 	cluster membership.Cluster
 	addr    string
@@ -200,7 +209,16 @@ func Start(ctx context.Context, cfg Config, j Job) (*Coordinator, error) {
 		lis.Close()
 		return nil, err
 	}
-	c.server = grpc.NewServer(grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
+	tlsServer, err := cfg.TLS.ServerOptions()
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if c.dial, err = cfg.TLS.DialOption(); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	c.server = grpc.NewServer(append(tlsServer, grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))...)
 	pb.RegisterCoordinatorServer(c.server, &pbService{c: c})
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.server, c.health)
@@ -270,8 +288,7 @@ func (s *pbService) Join(_ context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	if req.WorkerId == "" || req.GrpcAddr == "" {
 		return nil, status.Error(codes.InvalidArgument, "join needs a worker id and a gRPC address")
 	}
-	conn, err := grpc.NewClient(req.GrpcAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(req.GrpcAddr, c.dial,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageBytes), grpc.MaxCallSendMsgSize(protocol.MaxMessageBytes)))
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "cannot dial %s: %v", req.GrpcAddr, err)
@@ -287,6 +304,7 @@ func (s *pbService) Join(_ context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	n := c.liveLocked()
 	c.mu.Unlock()
 	c.log.Info("worker joined", "worker", m.id, "grpc_addr", m.addr, "workers", n)
+	c.cfg.Metrics.MembershipChange(metrics.KindJoin)
 	return &pb.JoinResponse{Job: c.spec}, nil
 }
 
@@ -332,6 +350,12 @@ func (c *Coordinator) watchMembers(ctx context.Context) {
 			c.mu.Unlock()
 			if ok {
 				c.log.Warn("worker left the cluster", "worker", ev.Member.Meta.ID, "failed", ev.Failed, "workers", n)
+				kind := metrics.KindLeave
+				if ev.Failed {
+					kind = metrics.KindFail
+				}
+				c.cfg.Metrics.MembershipChange(kind)
+				c.cfg.Metrics.ForgetWorker(ev.Member.Meta.ID)
 			}
 		}
 	}
@@ -431,6 +455,8 @@ func (c *Coordinator) admit(ctx context.Context, live []*member, force bool) ([]
 	}
 	c.generation++
 	c.stats.RingGenerations = c.generation
+	c.cfg.Metrics.RingGeneration(c.generation)
+	c.cfg.Metrics.WorldSize(len(live))
 	c.ring = live
 	ids := make([]string, len(live))
 	for i, m := range live {

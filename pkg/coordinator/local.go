@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringtrain/ringtrain/pkg/metrics"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	"github.com/ringtrain/ringtrain/pkg/worker"
 )
 
@@ -28,6 +32,10 @@ type LocalOptions struct {
 	// SocketDir is where the workers listen on Unix sockets for each other
 	// (empty: TCP only).
 	SocketDir string
+	TLS       tlsutil.Config
+	// Registry, when set, receives every worker's metrics labelled with
+	// its id.
+	Registry prometheus.Registerer
 	Log      *slog.Logger
 }
 
@@ -39,8 +47,13 @@ func StartLocalWorkers(ctx context.Context, o LocalOptions) (*LocalWorkers, erro
 	lw := &LocalWorkers{}
 	for i := range o.Count {
 		wctx, cancel := context.WithCancel(ctx)
+		id := fmt.Sprintf("%s%d", o.IDPrefix, i)
+		var wm *metrics.Worker
+		if o.Registry != nil {
+			wm = metrics.NewWorker(prometheus.WrapRegistererWith(prometheus.Labels{"worker": id}, o.Registry))
+		}
 		w, err := worker.Start(wctx, worker.Config{
-			ID: fmt.Sprintf("%s%d", o.IDPrefix, i), GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+			ID: id, TLS: o.TLS, Metrics: wm, GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
 			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log, RingSocketDir: o.SocketDir,
 		})
 		if err != nil {

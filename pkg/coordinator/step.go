@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
 	"github.com/ringtrain/ringtrain/pkg/train"
@@ -40,17 +42,22 @@ func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.St
 			if !firstAbort.IsZero() {
 				rec := time.Since(firstAbort)
 				c.stats.RecoverySeconds += rec.Seconds()
+				c.cfg.Metrics.Recovery(rec)
 				c.stats.LastRecovery = rec
 				c.log.Info("step recovered", "step", step, "generation", c.generation, "workers", len(ring),
 					"attempts", attempt, "recovery_seconds", rec.Seconds())
 			}
 			return res, nil
 		}
+		if errors.Is(err, model.ErrNonFinite) {
+			c.cfg.Metrics.Abort(metrics.ReasonNonFinite)
+		}
 		if errors.Is(err, ErrDiverged) || errors.Is(err, model.ErrNonFinite) || ctx.Err() != nil {
 			return train.StepResult{}, err
 		}
 		lastErr = err
 		c.stats.Aborts++
+		c.cfg.Metrics.Abort(abortReason(err))
 		now := time.Now()
 		if firstAbort.IsZero() {
 			firstAbort = now
@@ -156,7 +163,13 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 			}
 		}
 	}
-	c.observeStep(time.Since(begin))
+	took := time.Since(begin)
+	c.observeStep(took)
+	c.cfg.Metrics.StepDone(took, int(reports[0].Count), reports[0].LossSum/float64(max(reports[0].Count, 1)))
+	for i, r := range reports {
+		c.cfg.Metrics.WorkerCompute(ring[i].id, secondsDur(r.ComputeSeconds))
+		c.cfg.Trace.Step(uint64(step), begin, ring[i].id, secondsDur(r.ComputeSeconds), secondsDur(r.AllreduceSeconds))
+	}
 	var compute, comm float64
 	for _, r := range reports {
 		compute = max(compute, r.ComputeSeconds)
@@ -165,6 +178,7 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
 	c.stats.BytesSentPerStep = reports[0].BytesSent
+	c.cfg.Metrics.Allreduce(int64(reports[0].BytesSent), secondsDur(comm))
 	c.mu.Lock()
 	for _, i := range ok {
 		ring[i].failures = 0
@@ -322,3 +336,19 @@ func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
 
 // WorldSize implements train.Executor.
 func (c *Coordinator) WorldSize() int { return c.world }
+
+func secondsDur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// abortReason sorts an aborted attempt's error for the metrics.
+func abortReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "left the gossip cluster"):
+		return metrics.ReasonGossip
+	case strings.Contains(msg, "deadline"):
+		return metrics.ReasonDeadline
+	case status.Code(errors.Unwrap(err)) != codes.OK || strings.Contains(msg, "rpc error"):
+		return metrics.ReasonRPC
+	}
+	return metrics.ReasonOther
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/checkpoint"
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
 	"github.com/ringtrain/ringtrain/pkg/train"
@@ -135,6 +136,8 @@ type Env struct {
 	Now    func() time.Time // clock
 	// IsTerminal reports whether Stderr is a terminal; nil: never.
 	IsTerminal func(io.Writer) bool
+	// Metrics receives epoch and checkpoint figures (nil: none).
+	Metrics *metrics.Coordinator
 }
 
 // Run trains the prepared job with exec and writes the outputs. The network
@@ -163,9 +166,11 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		if err != nil {
 			return err
 		}
+		t0 := env.Now()
 		path, err := checkpoint.Save(p.CheckpointDir(), &checkpoint.Checkpoint{
 			Position: pos, Params: params, Optimizer: opt, Fingerprint: p.Config.Fingerprint(p.Model, p.OptCfg),
 		}, p.Config.KeepCheckpoints)
+		env.Metrics.Checkpoint(env.Now().Sub(t0), err)
 		if err != nil {
 			return err
 		}
@@ -177,6 +182,7 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 			progress.Done()
 		}
 		records = append(records, rec)
+		env.Metrics.Epoch(rec.TrainLoss, rec.TrainAccuracy, rec.TestLoss, rec.TestAccuracy)
 		if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
 			env.Log.Error("cannot write metrics", "err", err)
 		}

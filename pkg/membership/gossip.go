@@ -291,7 +291,13 @@ func (m *Memberlist) join(ctx context.Context, addrs []string) error {
 			err = fmt.Errorf("contacted %d address(es) but learned no other member (joined only itself?)", n)
 		}
 		lastErr = err
-		m.del.logger.Debug("membership: join attempt failed", "node", m.self.Name, "attempt", attempt, "err", err)
+		if attempt == 1 || attempt%10 == 0 {
+			// Say why the join does not succeed (nobody there yet, or a
+			// refusal such as a missing gossip key), without flooding.
+			m.del.logger.Warn("cannot join the gossip cluster yet; retrying", "node", m.self.Name, "join", strings.Join(addrs, ","), "attempt", attempt, "err", err)
+		} else {
+			m.del.logger.Debug("membership: join attempt failed", "node", m.self.Name, "attempt", attempt, "err", err)
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		t := time.NewTimer(wait)
 		select {

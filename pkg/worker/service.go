@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
 	"github.com/ringtrain/ringtrain/pkg/train"
@@ -56,6 +57,9 @@ type service struct {
 	clock func() time.Time
 	// expect is the model configuration the worker accepts ("" = any).
 	expect string
+	// dial carries the transport credentials for ring connections.
+	dial    grpc.DialOption
+	metrics *metrics.Worker
 }
 
 func (s *service) setJob(runID string, job *pb.JobSpec) error {
@@ -160,6 +164,7 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 	s.rep.opt.Steps = int64(h.OptimizerSteps)
 	s.rep.loaded = true
 	s.rep.pending = nil
+	s.metrics.StateLoaded()
 	s.log.Info("state loaded", "params", np, "optimizer_values", no, "optimizer_steps", h.OptimizerSteps, "checksum", fmt.Sprintf("%08x", h.Checksum))
 	return stream.SendAndClose(&pb.StateAck{Checksum: h.Checksum})
 }
@@ -222,7 +227,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	var stats allreduce.Stats
 	if n > 1 {
 		right := req.Ring[(int(req.Rank)+1)%n]
-		t, err := s.ring.Connect(ctx, right, req.Generation)
+		t, err := s.ring.Connect(ctx, right, req.Generation, s.dial)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
 		}
@@ -243,6 +248,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		return nil, status.Errorf(codes.DataLoss, "step %d: %v", req.Step, err)
 	}
 	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: tail[2]}
+	s.metrics.Step(computed.Sub(t0), done.Sub(computed), stats.BytesSent, stats.BytesRecv)
 	return &pb.StepReport{
 		LossSum: float64(tail[0]), Correct: uint64(tail[1] + 0.5), Count: uint64(tail[2] + 0.5),
 		BytesSent: uint64(stats.BytesSent), BytesReceived: uint64(stats.BytesRecv),
@@ -264,6 +270,7 @@ func (s *service) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitRe
 		}
 		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
 	}
+	s.metrics.Commit(req.Apply)
 	s.rep.pending = nil
 	rep := &pb.CommitReport{OptimizerSteps: uint64(s.rep.opt.Steps)}
 	if req.WantChecksum {

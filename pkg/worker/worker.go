@@ -20,14 +20,15 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
 	"github.com/ringtrain/ringtrain/pkg/membership"
+	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 	// socket for ring neighbours on the same host (cheaper than loopback
 	// TCP); neighbours find it by the worker's advertised address.
 	RingSocketDir string
+	// TLS enables mutual TLS on the worker's server and its connections.
+	TLS tlsutil.Config
+	// Metrics receives the worker's figures (nil: none).
+	Metrics *metrics.Worker
 	// GossipKey enables gossip encryption.
 	GossipKey []byte
 	// Log receives the worker's logs.
@@ -74,6 +79,8 @@ type Worker struct {
 	svc     *service
 	cluster membership.Cluster
 	addr    string
+
+	dial grpc.DialOption // transport credentials for outgoing connections
 
 	joined chan struct{}
 	once   sync.Once
@@ -105,10 +112,23 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("--advertise: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: log, lis: lis, addr: addr, joined: make(chan struct{})}
+	tlsServer, err := cfg.TLS.ServerOptions()
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	dialTLS, err := cfg.TLS.DialOption()
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	w.dial = dialTLS
 	w.ring = grpcring.NewService(grpcring.Options{MaxFrameBytes: protocol.MaxFrameBytes, SocketDir: cfg.RingSocketDir})
 	opts := append(w.ring.ServerOptions(), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
+	opts = append(opts, tlsServer...)
 	w.server = grpc.NewServer(opts...)
-	w.svc = &service{log: log, self: func() string { return w.addr }, ring: w.ring, rep: &replica{}, clock: time.Now, expect: cfg.ExpectModel}
+	w.svc = &service{log: log, self: func() string { return w.addr }, ring: w.ring, rep: &replica{}, clock: time.Now,
+		expect: cfg.ExpectModel, dial: dialTLS, metrics: cfg.Metrics}
 	pb.RegisterWorkerServer(w.server, w.svc)
 	w.ring.Register(w.server)
 	w.health = health.NewServer()
@@ -244,7 +264,7 @@ func (w *Worker) findCoordinator() (membership.Member, bool) {
 }
 
 func (w *Worker) joinAt(ctx context.Context, coord membership.Member) error {
-	conn, err := grpc.NewClient(coord.Meta.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(coord.Meta.GRPCAddr, w.dial)
 	if err != nil {
 		return fmt.Errorf("dial coordinator %s: %w", coord.Meta.GRPCAddr, err)
 	}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringtrain/ringtrain/pkg/metrics"
+)
+
+// EnvGossipKey is the environment variable that may hold the gossip key.
+const EnvGossipKey = "RINGTRAIN_GOSSIP_KEY"
+
+// gossipKey reads the memberlist encryption key: base64 text from the file
+// named by --gossip-key-file, or from $RINGTRAIN_GOSSIP_KEY; it must decode
+// to 16, 24 or 32 bytes (AES-128, -192 or -256). Empty: no encryption.
+func gossipKey(file string, getenv func(string) string) ([]byte, error) {
+	text, source := getenv(EnvGossipKey), "$"+EnvGossipKey
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		text, source = string(b), "--gossip-key-file "+file
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the gossip key must be base64 (e.g. openssl rand -base64 32): %w", source, err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("%s: the gossip key decodes to %d bytes, want 16, 24 or 32", source, n)
+	}
+	return key, nil
+}
+
+// serveMetrics starts the metrics endpoint when addr is set and returns the
+// registry (nil when metrics are off) and a stop function.
+func serveMetrics(addr string, log *slog.Logger) (*prometheus.Registry, func(), error) {
+	if addr == "" {
+		return nil, func() {}, nil
+	}
+	reg := metrics.NewRegistry()
+	srv, bound, err := metrics.Serve(addr, reg, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	log.Info("metrics served", "addr", bound.String(), "path", "/metrics")
+	return reg, func() { _ = srv.Close() }, nil
+}
