@@ -187,6 +187,9 @@ func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
 			return fmt.Errorf("grpcring: unmarshal ring frame: tag at byte %d: %w", at, err)
 		}
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
+		if tag>>3 < 1 || tag>>3 > uint64(protowire.MaxValidNumber) {
+			return fmt.Errorf("grpcring: unmarshal ring frame: invalid field number %d at byte %d", tag>>3, at)
+		}
 		switch typ {
 		case protowire.VarintType:
 			x, err := cur.uvarint()
