@@ -100,7 +100,7 @@ func TestSingleProcessTrainingWritesOutputs(t *testing.T) {
 	if !(recs[39].TrainLoss < recs[0].TrainLoss) {
 		t.Fatalf("train loss went from %v to %v", recs[0].TrainLoss, recs[39].TrainLoss)
 	}
-	for _, f := range []string{"learning_curve.png", "model.safetensors"} {
+	for _, f := range []string{"learning_curve.png", "learning_curve.svg", "model.safetensors"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}

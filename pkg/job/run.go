@@ -23,6 +23,7 @@ import (
 const (
 	MetricsFile = "metrics.csv"
 	CurveFile   = "learning_curve.png"
+	CurveSVG    = "learning_curve.svg"
 	ModelFile   = "model.safetensors"
 	SummaryFile = "summary.json"
 )
@@ -241,8 +242,10 @@ func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary
 	}
 	if len(records) > 0 {
 		title := fmt.Sprintf("%s: %s\n%s lr=%g batch=%d seed=%d", p.Config.Dataset, p.Model.String(), p.OptCfg.Kind, p.OptCfg.LR, p.Schedule.Batch, p.Config.Seed)
-		if err := report.PlotLearningCurve(filepath.Join(out, CurveFile), title, records); err != nil {
-			errs = append(errs, err)
+		for _, name := range []string{CurveFile, CurveSVG} {
+			if err := report.PlotLearningCurve(filepath.Join(out, name), title, records); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	meta := map[string]string{"epochs": fmt.Sprint(sum.Epochs), "steps": fmt.Sprint(sum.Steps)}
