@@ -35,8 +35,7 @@ func BenchmarkMLPStep(b *testing.B) {
 	}
 	epoch := func() {
 		for s := 0; s < samples; s += batch {
-			n.ZeroGrad()
-			n.ForwardBackward(x[s*784:(s+batch)*784], y[s:s+batch], nil)
+			n.Gradients(x[s*784:(s+batch)*784], y[s:s+batch])
 			opt.Step(n.Params, n.Grads, 1.0/batch)
 		}
 	}

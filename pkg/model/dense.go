@@ -47,14 +47,27 @@ func (d *Dense) Forward(g *linalg.Gemm, x []float32, rows int) []float32 {
 // it receives dL/dx (rows x In), criterion A. When preActivation is true dOut
 // already holds dL/dt (a fused loss layer did the activation's part).
 func (d *Dense) Backward(g *linalg.Gemm, dOut []float32, preActivation bool, dIn []float32) {
+	d.backward(g, dOut, preActivation, dIn, true)
+}
+
+// backward is Backward; with accumulate false it overwrites DW and DB
+// instead of adding to them, which saves clearing them first.
+func (d *Dense) backward(g *linalg.Gemm, dOut []float32, preActivation bool, dIn []float32, accumulate bool) {
 	rows := d.rows
 	dt := dOut[:rows*d.Out]
 	if !preActivation {
 		d.Act.backward(d.t, d.out, dt, d.Out)
 	}
 	// dW += dt^T x: [Out, rows] x [rows, In].
-	g.Sgemm(true, false, d.Out, d.In, rows, 1, dt, d.Out, d.x, d.In, 1, d.DW, d.In)
+	beta := float32(1)
+	if !accumulate {
+		beta = 0
+	}
+	g.Sgemm(true, false, d.Out, d.In, rows, 1, dt, d.Out, d.x, d.In, beta, d.DW, d.In)
 	if d.DB != nil {
+		if !accumulate {
+			clear(d.DB)
+		}
 		for r := 0; r < rows; r++ {
 			row := dt[r*d.Out : (r+1)*d.Out]
 			for j, v := range row {

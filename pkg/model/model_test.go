@@ -311,3 +311,24 @@ func TestReLUEdgeValues(t *testing.T) {
 		t.Fatalf("relu(NaN) = %v, want NaN (so the non-finite check sees it)", out2[0])
 	}
 }
+
+func TestGradientsOverwriteEqualsZeroThenAccumulate(t *testing.T) {
+	cfg := Config{Inputs: 5, Hidden: []int{7}, Outputs: 3, Activation: ReLU, Output: Softmax, Loss: CrossEntropy, Bias: true, Init: He}
+	n, _ := New(cfg, 4)
+	x, y := randomBatch(9, 6, 5, 3)
+	for i := range n.Grads {
+		n.Grads[i] = 123 // garbage that Gradients must overwrite
+	}
+	l1, c1 := n.Gradients(x, y)
+	got := append([]float32(nil), n.Grads...)
+	n.ZeroGrad()
+	l2, c2 := n.ForwardBackward(x, y, nil)
+	for i := range got {
+		if got[i] != n.Grads[i] {
+			t.Fatalf("grad %d: %v (overwrite) vs %v (zero + accumulate)", i, got[i], n.Grads[i])
+		}
+	}
+	if l1 != l2 || c1 != c2 {
+		t.Fatalf("loss/correct %v/%d vs %v/%d", l1, c1, l2, c2)
+	}
+}

@@ -182,6 +182,20 @@ func (n *Network) Evaluate(x []float32, labels []int32) (lossSum float64, correc
 // dL/dx (used by gradient checks); otherwise the input gradient of the first
 // block is not computed.
 func (n *Network) ForwardBackward(x []float32, labels []int32, dx []float32) (lossSum float64, correct int) {
+	return n.forwardBackward(x, labels, dx, true)
+}
+
+// Gradients is ForwardBackward that overwrites Grads with the gradient of
+// the summed loss instead of adding to it (no ZeroGrad needed before it).
+func (n *Network) Gradients(x []float32, labels []int32) (lossSum float64, correct int) {
+	if len(labels) == 0 {
+		n.ZeroGrad()
+		return 0, 0
+	}
+	return n.forwardBackward(x, labels, nil, false)
+}
+
+func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, accumulate bool) (lossSum float64, correct int) {
 	rows := len(labels)
 	if rows == 0 {
 		return 0, 0
@@ -203,7 +217,7 @@ func (n *Network) ForwardBackward(x []float32, labels []int32, dx []float32) (lo
 		} else if dx != nil {
 			dIn = dx
 		}
-		l.Backward(n.gemm, d, pre, dIn)
+		l.backward(n.gemm, d, pre, dIn, accumulate)
 		d, pre = dIn, false
 	}
 	return lossSum, correct

@@ -49,8 +49,8 @@ func (e *LocalExecutor) Step(_ context.Context, step int, batch []int) (StepResu
 // every worker does on its shard. It fails if the loss or a gradient is NaN or
 // infinite.
 func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, x *[]float32, labels *[]int32) (StepResult, error) {
-	net.ZeroGrad()
 	if len(idx) == 0 {
+		net.ZeroGrad()
 		return StepResult{}, nil
 	}
 	f := ds.Features
@@ -62,7 +62,7 @@ func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, x *[]float3
 	}
 	xb, lb := (*x)[:len(idx)*f], (*labels)[:len(idx)]
 	ds.Gather(idx, xb, lb)
-	loss, correct := net.ForwardBackward(xb, lb, nil)
+	loss, correct := net.Gradients(xb, lb)
 	r := StepResult{LossSum: loss, Correct: correct, Count: len(idx)}
 	if err := model.CheckFinite("gradient", net.Grads); err != nil {
 		return r, err
