@@ -249,6 +249,7 @@ func buildConfig(ctx context.Context, cfg Config) (*memberlist.Config, *delegate
 		logger:  logger,
 		refused: make(map[string]string),
 		leaving: make(map[string]bool),
+		live:    make(map[string]Member),
 	}
 	mc.Delegate = d
 	mc.Events = d
@@ -323,11 +324,19 @@ func (m *Memberlist) Self() Member { return m.self }
 func (m *Memberlist) Events() <-chan Event { return m.events.ch }
 
 // Members returns the live (alive or suspect) members including self, sorted by Name.
+//
+// The list is the delegate's own copy, kept up to date by memberlist's event
+// callbacks (which run under memberlist's node lock): reading memberlist's
+// node records after Members() returns races with its gossip handlers.
 func (m *Memberlist) Members() []Member {
-	nodes := m.ml.Members()
-	out := make([]Member, 0, len(nodes))
-	for _, n := range nodes {
-		out = append(out, toMember(n))
+	m.del.mu.Lock()
+	out := make([]Member, 0, len(m.del.live)+1)
+	for _, mem := range m.del.live {
+		out = append(out, mem)
+	}
+	m.del.mu.Unlock()
+	if !slices.ContainsFunc(out, func(x Member) bool { return x.Name == m.self.Name }) {
+		out = append(out, m.self)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -427,6 +436,7 @@ type delegate struct {
 	refused map[string]string // node name -> last logged refusal text
 	joinErr error             // last refusal by NotifyMerge, see joinRefusal
 	leaving map[string]bool   // nodes that announced a graceful leave
+	live    map[string]Member // members as of the last event callbacks
 	pending map[string]bool   // our leave: peers that have not acked yet
 	acked   chan struct{}     // our leave: closed when pending becomes empty
 }
@@ -562,10 +572,12 @@ func (d *delegate) MergeRemoteState([]byte, bool) {}
 
 // NotifyJoin queues an EventJoin (and forgets a stale leave mark of that name).
 func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	mem := toMember(n)
 	d.mu.Lock()
 	delete(d.leaving, n.Name)
+	d.live[n.Name] = mem
 	d.mu.Unlock()
-	d.events.push(Event{Kind: EventJoin, Member: toMember(n)})
+	d.events.push(Event{Kind: EventJoin, Member: mem})
 }
 
 // NotifyLeave queues an EventLeave. memberlist v0.7.0 does not say whether the
@@ -573,16 +585,22 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 // internal nodeState shadows it, hashicorp/memberlist#293), so a graceful leave is
 // recognised by the leave intent the node sent before leaving.
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	mem := toMember(n)
 	d.mu.Lock()
 	graceful := d.leaving[n.Name] || n.Name == d.name
 	delete(d.leaving, n.Name)
+	delete(d.live, n.Name)
 	d.mu.Unlock()
-	d.events.push(Event{Kind: EventLeave, Member: toMember(n), Failed: !graceful})
+	d.events.push(Event{Kind: EventLeave, Member: mem, Failed: !graceful})
 }
 
 // NotifyUpdate queues an EventUpdate.
 func (d *delegate) NotifyUpdate(n *memberlist.Node) {
-	d.events.push(Event{Kind: EventUpdate, Member: toMember(n)})
+	mem := toMember(n)
+	d.mu.Lock()
+	d.live[n.Name] = mem
+	d.mu.Unlock()
+	d.events.push(Event{Kind: EventUpdate, Member: mem})
 }
 
 // check decodes a remote node's meta and applies AcceptMeta.
