@@ -22,8 +22,11 @@ type gaussianComponent struct {
 // on either side of it (50 samples each). Every straight line leaves one of
 // the outer clouds on the wrong side, so the best linear classifier reaches
 // only about 75% (all of class 0 plus one outer cloud; the test computes the
-// exact optimum over all lines), while a 2-2-1 tanh/sigmoid network can cut
-// out the middle band between two lines and reach well above 90%.
+// exact optimum over all lines), while a 2-2-1 tanh/sigmoid network WITH bias
+// can cut out the middle band between two lines and reach well above 90%.
+// Without bias it cannot: such a network satisfies y(-x) = 1 - y(x), and the
+// layout is point-symmetric about the origin, so it stays at chance
+// (docs/experiments.md shows it).
 func gaussianComponents() []gaussianComponent {
 	return []gaussianComponent{
 		{class: 0, n: 100, mean: [2]float64{0, 0}, cov: [3]float64{0.35, 0.45, 1.6}},
