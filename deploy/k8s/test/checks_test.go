@@ -74,6 +74,10 @@ var bundleChecks = []check{
 	{"flags exist and validate", checkFlags},
 	{"run configuration fits the workers", checkRunConfig},
 	{"coordinator job", checkCoordinatorJob},
+	{"probes speak TLS when the server does", checkTLSProbes},
+	{"secret files mounted", checkSecretFiles},
+	{"TLS and gossip key on every member or none", checkSecurityUniform},
+	{"metrics port", checkMetrics},
 }
 
 func runChecks(b *bundle) []error {

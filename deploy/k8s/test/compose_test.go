@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 type composeFileSpec struct {
 	Services map[string]composeService `json:"services"`
 	Volumes  map[string]any            `json:"volumes"`
+	Secrets  map[string]composeSecret  `json:"secrets"`
 }
 
 type composeService struct {
@@ -22,8 +24,10 @@ type composeService struct {
 	User        string   `json:"user"`
 	ReadOnly    bool     `json:"read_only"`
 	CapDrop     []string `json:"cap_drop"`
+	Entrypoint  []string `json:"entrypoint"`
 	Command     []string `json:"command"`
 	Volumes     []string `json:"volumes"`
+	Secrets     []string `json:"secrets"`
 	Scale       int      `json:"scale"`
 	Healthcheck *struct {
 		Test []string `json:"test"`
@@ -33,19 +37,42 @@ type composeService struct {
 	} `json:"depends_on"`
 }
 
-// composeVar matches ${NAME}, ${NAME:-default} and ${NAME-default}.
-var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}`)
+// composeSecret is a top-level secret: a host file, mounted read-only at
+// /run/secrets/NAME in the services that list it.
+type composeSecret struct {
+	File string `json:"file"`
+}
 
-// interpolate replaces every variable by its default, as compose does with an
-// empty environment; a variable without a default is an error (the file must
-// work with no environment at all).
-func interpolate(text string) (string, error) {
+// program is what the container runs: the entrypoint followed by the
+// command, as compose passes them.
+func (s composeService) program() []string {
+	return append(append([]string(nil), s.Entrypoint...), s.Command...)
+}
+
+// composeVar matches ${NAME}, ${NAME:-default}, ${NAME-default},
+// ${NAME:?message} and ${NAME?message}.
+var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}`)
+
+// interpolate replaces every variable as compose does with the environment
+// env: a default (-) when env lacks it; a required variable (?) must be in
+// env. A variable with neither is an error (the base file must work with no
+// environment at all).
+func interpolate(text string, env map[string]string) (string, error) {
 	var errs []string
 	out := composeVar.ReplaceAllStringFunc(text, func(m string) string {
 		sub := composeVar.FindStringSubmatch(m)
-		if sub[2] == "" {
+		v, set := env[sub[1]]
+		switch {
+		case strings.HasSuffix(sub[2], "?"):
+			if !set || v == "" {
+				errs = append(errs, sub[1]+" (required: "+sub[3]+")")
+			}
+			return v
+		case sub[2] == "":
 			errs = append(errs, sub[1])
 			return ""
+		case set:
+			return v
 		}
 		return sub[3]
 	})
@@ -64,7 +91,11 @@ func loadCompose(path string) (*composeFileSpec, error) {
 }
 
 func parseCompose(text string) (*composeFileSpec, error) {
-	text, err := interpolate(text)
+	return parseComposeEnv(text, nil)
+}
+
+func parseComposeEnv(text string, env map[string]string) (*composeFileSpec, error) {
+	text, err := interpolate(text, env)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +104,47 @@ func parseCompose(text string) (*composeFileSpec, error) {
 		return nil, fmt.Errorf("compose file: %w", err)
 	}
 	return &f, nil
+}
+
+// override merges an override file into base as `compose -f base -f over`
+// does for the fields the checks read: entrypoint, command and healthcheck
+// replace, secrets and volumes add, top-level secrets and volumes merge.
+func override(base, over *composeFileSpec) (*composeFileSpec, error) {
+	out := &composeFileSpec{Services: map[string]composeService{}, Volumes: map[string]any{}, Secrets: map[string]composeSecret{}}
+	for k, v := range base.Services {
+		out.Services[k] = v
+	}
+	for k, v := range base.Volumes {
+		out.Volumes[k] = v
+	}
+	for k, v := range base.Secrets {
+		out.Secrets[k] = v
+	}
+	for k, v := range over.Volumes {
+		out.Volumes[k] = v
+	}
+	for k, v := range over.Secrets {
+		out.Secrets[k] = v
+	}
+	for name, o := range over.Services {
+		s, ok := out.Services[name]
+		if !ok {
+			return nil, fmt.Errorf("the override adds service %s, which the base file does not have", name)
+		}
+		if o.Entrypoint != nil {
+			s.Entrypoint = o.Entrypoint
+		}
+		if o.Command != nil {
+			s.Command = o.Command
+		}
+		if o.Healthcheck != nil {
+			s.Healthcheck = o.Healthcheck
+		}
+		s.Secrets = append(append([]string(nil), s.Secrets...), o.Secrets...)
+		s.Volumes = append(append([]string(nil), s.Volumes...), o.Volumes...)
+		out.Services[name] = s
+	}
+	return out, nil
 }
 
 // checkCompose checks the compose file on its own and against the
@@ -98,21 +170,42 @@ func checkCompose(f *composeFileSpec, base *bundle) []error {
 		if len(s.CapDrop) != 1 || s.CapDrop[0] != "ALL" {
 			errs = append(errs, fmt.Errorf("service %s: cap_drop must be [ALL]", name))
 		}
-		if len(s.Command) == 0 {
-			errs = append(errs, fmt.Errorf("service %s: no command", name))
+		prog := s.program()
+		if len(prog) == 0 {
+			errs = append(errs, fmt.Errorf("service %s: no entrypoint or command", name))
 			continue
 		}
-		run, err := parseFlags(s.Command[0], s.Command[1:])
+		run, err := parseFlags(prog[0], prog[1:])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", name, err))
 			continue
 		}
 		runs[name] = run
+		sec := securityOf(run, nil)
 		hc := s.Healthcheck
-		if hc == nil || len(hc.Test) < 3 || hc.Test[0] != "CMD" || hc.Test[1] != s.Command[0] || hc.Test[2] != "healthcheck" {
-			errs = append(errs, fmt.Errorf("service %s: healthcheck must be [CMD, %s, healthcheck, ...] (exec form, no shell)", name, s.Command[0]))
-		} else if err := healthcheckAddrMatches(hc.Test[3:], run); err != nil {
+		if hc == nil || len(hc.Test) < 3 || hc.Test[0] != "CMD" || hc.Test[1] != prog[0] || hc.Test[2] != "healthcheck" {
+			errs = append(errs, fmt.Errorf("service %s: healthcheck must be [CMD, %s, healthcheck, ...] (exec form, no shell)", name, prog[0]))
+		} else if err := checkHealthcheck(hc.Test[3:], nil, sec); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", name, err))
+		}
+		for _, file := range sec.files() {
+			if err := composeSecretFile(f, s, file); err != nil {
+				errs = append(errs, fmt.Errorf("service %s: %w", name, err))
+			}
+		}
+		if sec.metricsAddr != "" {
+			if _, _, err := net.SplitHostPort(sec.metricsAddr); err != nil {
+				errs = append(errs, fmt.Errorf("service %s: --metrics-addr %q: %w", name, sec.metricsAddr, err))
+			}
+		}
+	}
+	if c, w := runs["coordinator"], runs["worker"]; c != nil && w != nil {
+		cs, ws := securityOf(c, nil), securityOf(w, nil)
+		if cs.tls.Enabled() != ws.tls.Enabled() {
+			errs = append(errs, fmt.Errorf("coordinator TLS %v, worker TLS %v: a mixed cluster cannot connect", cs.tls.Enabled(), ws.tls.Enabled()))
+		}
+		if cs.encrypted() != ws.encrypted() {
+			errs = append(errs, fmt.Errorf("coordinator gossip key %v, worker gossip key %v: members without the key cannot join", cs.encrypted(), ws.encrypted()))
 		}
 	}
 	if dep, ok := worker.DependsOn["coordinator"]; !ok || dep.Condition != "service_healthy" {
@@ -153,33 +246,21 @@ func checkCompose(f *composeFileSpec, base *bundle) []error {
 	return errs
 }
 
-// healthcheckAddrMatches checks that a healthcheck's --addr port is the
-// service's --grpc-addr port.
-func healthcheckAddrMatches(args []string, run any) error {
-	var grpcAddr string
-	switch r := run.(type) {
-	case *coordinatorRun:
-		grpcAddr = r.opts.GRPCAddr
-	case *workerRun:
-		grpcAddr = r.opts.GRPCAddr
+// composeSecretFile checks that a file a service's flags name is a compose
+// secret the service lists (mounted at /run/secrets/NAME) whose host file is
+// set.
+func composeSecretFile(f *composeFileSpec, s composeService, file string) error {
+	name, ok := strings.CutPrefix(file, "/run/secrets/")
+	if !ok || strings.Contains(name, "/") {
+		return fmt.Errorf("%s is not a compose secret (/run/secrets/NAME)", file)
 	}
-	_, want, err := net.SplitHostPort(grpcAddr)
-	if err != nil {
-		return fmt.Errorf("--grpc-addr %q: %w", grpcAddr, err)
+	if !slices.Contains(s.Secrets, name) {
+		return fmt.Errorf("%s: the service does not list the secret %s", file, name)
 	}
-	for i, a := range args {
-		addr, ok := strings.CutPrefix(a, "--addr=")
-		if !ok && a == "--addr" && i+1 < len(args) {
-			addr, ok = args[i+1], true
-		}
-		if ok {
-			if _, port, err := net.SplitHostPort(addr); err != nil || port != want {
-				return fmt.Errorf("healthcheck --addr %s does not ask the gRPC port %s", addr, want)
-			}
-			return nil
-		}
+	if sec, ok := f.Secrets[name]; !ok || sec.File == "" {
+		return fmt.Errorf("%s: no top-level secret %s with a file", file, name)
 	}
-	return fmt.Errorf("healthcheck has no --addr")
+	return nil
 }
 
 func namedVolumeAt(f *composeFileSpec, mounts []string, dir string) bool {

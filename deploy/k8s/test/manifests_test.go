@@ -287,3 +287,222 @@ func TestExpand(t *testing.T) {
 		}
 	}
 }
+
+// secureCompose is the override file that turns on TLS and gossip
+// encryption, and the environment it requires.
+const secureCompose = "../../compose/docker-compose.secure.yml"
+
+var secureEnv = map[string]string{"RINGTRAIN_SECRETS_DIR": "/secrets"}
+
+// loadSecureCompose merges the secure override (text) into the base file.
+func loadSecureCompose(t *testing.T, text string) (*composeFileSpec, error) {
+	t.Helper()
+	base := mustCompose(t)
+	over, err := parseComposeEnv(text, secureEnv)
+	if err != nil {
+		return nil, err
+	}
+	return override(base, over)
+}
+
+func TestComposeSecure(t *testing.T) {
+	raw, err := os.ReadFile(secureCompose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseComposeEnv(string(raw), nil); err == nil || !strings.Contains(err.Error(), "RINGTRAIN_SECRETS_DIR (required") {
+		t.Errorf("without RINGTRAIN_SECRETS_DIR the override must be refused, got %v", err)
+	}
+	f, err := loadSecureCompose(t, string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mustRender(t, baseDir)
+	for _, err := range checkCompose(f, base) {
+		t.Error(err)
+	}
+	for name, s := range f.Services {
+		prog := s.program()
+		run, err := parseFlags(prog[0], prog[1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec := securityOf(run, nil)
+		if !sec.tls.Enabled() || sec.gossipKey == "" {
+			t.Errorf("service %s with the secure override: TLS %+v, gossip key file %q; want both", name, sec.tls, sec.gossipKey)
+		}
+		for _, file := range sec.files() {
+			name := strings.TrimPrefix(file, "/run/secrets/")
+			if host := f.Secrets[name].File; !strings.HasPrefix(host, "/secrets/") {
+				t.Errorf("secret %s: file %q is not under $RINGTRAIN_SECRETS_DIR", name, host)
+			}
+		}
+	}
+	// The base file alone is plaintext on both services.
+	for name, s := range mustCompose(t).Services {
+		prog := s.program()
+		run, err := parseFlags(prog[0], prog[1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sec := securityOf(run, nil); sec.tls.Enabled() || sec.encrypted() {
+			t.Errorf("service %s of the base file has TLS or a gossip key; the secure variant is opt-in", name)
+		}
+	}
+}
+
+func TestComposeSecureChecksCatchBrokenFiles(t *testing.T) {
+	raw, err := os.ReadFile(secureCompose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mustRender(t, baseDir)
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"healthcheck without TLS", `"--tls-cert", "/run/secrets/worker_cert", "--tls-key", "/run/secrets/worker_key", "--tls-ca", "/run/secrets/ca"]`, `]`, "healthcheck TLS files"},
+		{"healthcheck with another cert", `"--tls-cert", "/run/secrets/coordinator_cert", "--tls-key"`, `"--tls-cert", "/run/secrets/worker_cert", "--tls-key"`, "healthcheck TLS files"},
+		{"secret not listed", "secrets: [ca, worker_cert, worker_key, gossip_key]", "secrets: [ca, worker_cert, worker_key]", "does not list the secret gossip_key"},
+		{"secret not declared", "  gossip_key:\n    file:", "  gossip_keys:\n    file:", "no top-level secret gossip_key"},
+		{"file outside secrets", "--tls-ca=/run/secrets/ca\n      - --gossip-key-file", "--tls-ca=/etc/ca.pem\n      - --gossip-key-file", "/etc/ca.pem is not a compose secret"},
+		{"worker without gossip key", "      - --gossip-key-file=/run/secrets/gossip_key\n    secrets: [ca, worker_cert", "    secrets: [ca, worker_cert", "members without the key cannot join"},
+		{"worker without TLS", "      - --tls-cert=/run/secrets/worker_cert\n      - --tls-key=/run/secrets/worker_key\n      - --tls-ca=/run/secrets/ca\n", "", "a mixed cluster cannot connect"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := string(raw)
+			if !strings.Contains(text, tc.old) {
+				t.Fatalf("the secure override no longer contains %q; update the test", tc.old)
+			}
+			f, err := loadSecureCompose(t, strings.Replace(text, tc.old, tc.new, 1))
+			var errs []error
+			if err != nil {
+				errs = []error{err}
+			} else {
+				errs = checkCompose(f, base)
+			}
+			if len(errs) == 0 || !strings.Contains(joinErrs(errs), tc.want) {
+				t.Fatalf("errors %v, want one saying %q", errs, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecureOverlay: the large overlay (cross-node traffic) uses the secure
+// component: every member has TLS and the gossip key, read from the Secret.
+func TestSecureOverlay(t *testing.T) {
+	b := mustRender(t, filepath.Join(overlaysDir, "large"))
+	n := 0
+	for _, w := range ourWorkloads(b) {
+		for _, c := range w.spec.Containers {
+			s := containerSecurity(b, c)
+			if s == nil {
+				t.Fatalf("%s container %s: flags do not parse", w, c.Name)
+			}
+			n++
+			if !s.tls.Enabled() || s.gossipKey == "" {
+				t.Errorf("%s container %s: TLS %+v, gossip key file %q; want both", w, c.Name, s.tls, s.gossipKey)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("want the coordinator and the workers, checked %d containers", n)
+	}
+	// The small overlay stays plaintext, with the Secret optional.
+	for _, w := range ourWorkloads(mustRender(t, filepath.Join(overlaysDir, "small"))) {
+		for _, v := range w.spec.Volumes {
+			if v.Secret != nil && !isTrue(v.Secret.Optional) {
+				t.Errorf("small overlay %s: Secret %s is required", w, v.Secret.SecretName)
+			}
+		}
+	}
+}
+
+// TestChecksCatchBrokenSecureManifests breaks the large (secure) overlay one
+// way at a time.
+func TestChecksCatchBrokenSecureManifests(t *testing.T) {
+	worker := func(b *bundle) *corev1.Container { return &b.statefulSets[0].Spec.Template.Spec.Containers[0] }
+	coord := func(b *bundle) *corev1.Container { return &b.jobs[0].Spec.Template.Spec.Containers[0] }
+	secretVol := func(spec *corev1.PodSpec) *corev1.SecretVolumeSource {
+		for i := range spec.Volumes {
+			if spec.Volumes[i].Secret != nil {
+				return spec.Volumes[i].Secret
+			}
+		}
+		return nil
+	}
+	dropArg := func(c *corev1.Container, prefix string) {
+		var keep []string
+		for _, a := range c.Args {
+			if !strings.HasPrefix(a, prefix) {
+				keep = append(keep, a)
+			}
+		}
+		c.Args = keep
+	}
+	tests := []struct {
+		name   string
+		mutate func(b *bundle)
+		want   string
+	}{
+		{"grpc probe with TLS", func(b *bundle) {
+			worker(b).ReadinessProbe.Exec = nil
+			worker(b).ReadinessProbe.GRPC = &corev1.GRPCAction{Port: 7071}
+		}, "a grpc probe cannot speak TLS"},
+		{"probe without TLS flags", func(b *bundle) {
+			p := coord(b).LivenessProbe.Exec
+			p.Command = p.Command[:4]
+		}, "healthcheck TLS files"},
+		{"probe on another port", func(b *bundle) {
+			worker(b).ReadinessProbe.Exec.Command[2] = "--addr=127.0.0.1:7070"
+		}, "does not ask the gRPC port 7071"},
+		{"optional secret", func(b *bundle) {
+			t := true
+			secretVol(&b.jobs[0].Spec.Template.Spec).Optional = &t
+		}, "which is optional"},
+		{"key not in items", func(b *bundle) {
+			v := secretVol(&b.statefulSets[0].Spec.Template.Spec)
+			v.Items = v.Items[:len(v.Items)-1]
+		}, "gossip.key is not among the items"},
+		{"file not mounted", func(b *bundle) {
+			dropArg(coord(b), "--tls-ca=")
+			coord(b).Args = append(coord(b).Args, "--tls-ca=/etc/elsewhere/ca.pem")
+		}, "/etc/elsewhere/ca.pem is not in a mounted Secret"},
+		{"worker without gossip key", func(b *bundle) { dropArg(worker(b), "--gossip-key-file=") }, "members without the key cannot join"},
+		{"worker without TLS", func(b *bundle) {
+			dropArg(worker(b), "--tls-")
+			worker(b).ReadinessProbe.Exec.Command = worker(b).ReadinessProbe.Exec.Command[:4]
+		}, "a mixed cluster cannot connect"},
+		{"no metrics port", func(b *bundle) {
+			c := worker(b)
+			var keep []corev1.ContainerPort
+			for _, p := range c.Ports {
+				if p.Name != metricsPortName {
+					keep = append(keep, p)
+				}
+			}
+			c.Ports = keep
+		}, "no container port named metrics"},
+		{"metrics off", func(b *bundle) { dropArg(coord(b), "--metrics-addr=") }, "no --metrics-addr"},
+		{"scrape annotation port", func(b *bundle) {
+			b.jobs[0].Spec.Template.Annotations[portAnnot] = "9091"
+		}, "want \"true\" and the metrics port 9090"},
+	}
+	large := filepath.Join(overlaysDir, "large")
+	if errs := runChecks(mustRender(t, large)); len(errs) > 0 {
+		t.Fatalf("the unbroken overlay fails: %v", joinErrs(errs))
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mustRender(t, large)
+			tc.mutate(b)
+			errs := runChecks(b)
+			if len(errs) == 0 {
+				t.Fatalf("no check failed; want one saying %q", tc.want)
+			}
+			if msg := joinErrs(errs); !strings.Contains(msg, tc.want) {
+				t.Fatalf("the checks say:\n%s\nwant %q", msg, tc.want)
+			}
+		})
+	}
+}
