@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"math"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/report"
-	"github.com/ringtrain/ringtrain/pkg/safetensors"
 )
 
 // TestSeparateProcessesMatchSingleProcess trains 12 MNIST 1-vs-2 steps with
@@ -38,27 +36,9 @@ func TestSeparateProcessesMatchSingleProcess(t *testing.T) {
 	if s.WorldSize != 3 || s.Steps != 12 || s.Samples != 12*64 {
 		t.Fatalf("summary: world size %d, steps %d, samples %d; want 3, 12, 768", s.WorldSize, s.Steps, s.Samples)
 	}
-	a, err := safetensors.ReadFile(filepath.Join(refOut, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := safetensors.ReadFile(filepath.Join(out, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var diff, scale float64
-	for _, ta := range a.Tensors {
-		tb, ok := b.Lookup(ta.Name)
-		if !ok || len(tb.Data) != len(ta.Data) {
-			t.Fatalf("tensor %s missing or resized in the distributed model", ta.Name)
-		}
-		for i := range ta.Data {
-			diff = math.Max(diff, math.Abs(float64(ta.Data[i]-tb.Data[i])))
-			scale = math.Max(scale, math.Abs(float64(ta.Data[i])))
-		}
-	}
-	t.Logf("max |difference| / max |param| = %.3g", diff/scale)
-	if diff/scale > 1e-6 {
-		t.Fatalf("3 worker processes differ from the single-process trainer by %.3g of the parameters' scale", diff/scale)
+	d := modelDiff(t, filepath.Join(refOut, "model.safetensors"), filepath.Join(out, "model.safetensors"))
+	t.Logf("max |difference| / max |param| = %.3g", d)
+	if d > 1e-6 {
+		t.Fatalf("3 worker processes differ from the single-process trainer by %.3g of the parameters' scale", d)
 	}
 }

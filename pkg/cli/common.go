@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringtrain/ringtrain/pkg/metrics"
+	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 )
 
 // EnvGossipKey is the environment variable that may hold the gossip key.
@@ -39,6 +40,33 @@ func gossipKey(file string, getenv func(string) string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: the gossip key decodes to %d bytes, want 16, 24 or 32", source, n)
 	}
 	return key, nil
+}
+
+// operations is what both binaries set up beyond their own flags: TLS,
+// the gossip key and the metrics endpoint.
+type operations struct {
+	tls      tlsutil.Config
+	key      []byte
+	registry *prometheus.Registry // nil when metrics are off
+	stop     func()
+}
+
+// setupOperations completes the TLS configuration from the environment,
+// validates it, reads the gossip key and starts the metrics endpoint.
+func setupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *slog.Logger) (*operations, error) {
+	tc = tc.FromEnv(os.Getenv)
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	key, err := gossipKey(gossipKeyFile, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	reg, stop, err := serveMetrics(metricsAddr, log)
+	if err != nil {
+		return nil, err
+	}
+	return &operations{tls: tc, key: key, registry: reg, stop: stop}, nil
 }
 
 // serveMetrics starts the metrics endpoint when addr is set and returns the

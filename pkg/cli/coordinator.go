@@ -160,22 +160,14 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	opts.TLS = opts.TLS.FromEnv(os.Getenv)
-	if err := opts.TLS.Validate(); err != nil {
-		fmt.Fprintf(stderr, "coordinator: %v\n", err)
-		return 2
-	}
-	key, err := gossipKey(opts.GossipKeyFile, os.Getenv)
+	ops, err := setupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	reg, stopMetrics, err := serveMetrics(opts.MetricsAddr, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "coordinator: %v\n", err)
-		return 2
-	}
-	defer stopMetrics()
+	defer ops.stop()
+	opts.TLS = ops.tls
+	key, reg := ops.key, ops.registry
 	var cm *metrics.Coordinator
 	if reg != nil {
 		cm = metrics.NewCoordinator(reg)

@@ -120,22 +120,14 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "worker: --log-level: %v\n", err)
 		return 2
 	}
-	opts.TLS = opts.TLS.FromEnv(os.Getenv)
-	if err := opts.TLS.Validate(); err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
-		return 2
-	}
-	key, err := gossipKey(opts.GossipKeyFile, os.Getenv)
+	ops, err := setupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 2
 	}
-	reg, stopMetrics, err := serveMetrics(opts.MetricsAddr, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
-		return 2
-	}
-	defer stopMetrics()
+	defer ops.stop()
+	opts.TLS = ops.tls
+	key, reg := ops.key, ops.registry
 	var wm *metrics.Worker
 	if reg != nil {
 		wm = metrics.NewWorker(reg)
