@@ -72,3 +72,25 @@ func TestSaxpyVectorMatchesPortableBitForBit(t *testing.T) {
 		}
 	}
 }
+
+func TestAllFinite(t *testing.T) {
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
+	for _, n := range []int{0, 1, 31, 32, 33, 64, 100, 1000} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i) * 1e30 // large but finite
+		}
+		if !AllFinite(x) || !allFiniteGo(x) {
+			t.Fatalf("n=%d: finite values reported non-finite", n)
+		}
+		for pos := 0; pos < n; pos += max(1, n/7) {
+			for _, s := range specials {
+				y := append([]float32(nil), x...)
+				y[pos] = s
+				if AllFinite(y) {
+					t.Fatalf("n=%d: %v at %d not found", n, s, pos)
+				}
+			}
+		}
+	}
+}

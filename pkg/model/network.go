@@ -242,21 +242,7 @@ var ErrNonFinite = errors.New("non-finite value")
 
 // CheckFinite returns an error naming the first NaN or Inf in buf.
 func CheckFinite(name string, buf []float32) error {
-	// x*0 is 0 for every finite x and NaN for NaN and Inf, so one pass of
-	// multiply-adds without branches finds out whether there is anything to
-	// report.
-	var a0, a1, a2, a3 float32
-	i := 0
-	for ; i+4 <= len(buf); i += 4 {
-		a0 += buf[i] * 0
-		a1 += buf[i+1] * 0
-		a2 += buf[i+2] * 0
-		a3 += buf[i+3] * 0
-	}
-	for ; i < len(buf); i++ {
-		a0 += buf[i] * 0
-	}
-	if a0+a1+a2+a3 == 0 {
+	if linalg.AllFinite(buf) {
 		return nil
 	}
 	for i, v := range buf {
