@@ -15,7 +15,15 @@
 #    failed=false and re-forms the ring with 2 workers well before failure
 #    detection would); then SIGTERM to the coordinator must make it write its
 #    outputs (summary.json with world_size 2) before exiting.
-# 4. Always tears down (trap on EXIT): `down -v --remove-orphans`, removes the
+#    While that run trains, both programs' Prometheus endpoints (:9090,
+#    plain HTTP) must answer /metrics and /healthz.
+# 4. Secure run (deploy/compose/docker-compose.secure.yml): secrets from
+#    deploy/gen-secrets.sh; the run must complete with mTLS and encrypted
+#    gossip (world_size 3), while a plaintext health check of the coordinator
+#    is refused, a worker without the gossip key cannot join the gossip
+#    cluster, and a worker with the gossip key but no certificate cannot join
+#    the run (TLS handshake refused).
+# 5. Always tears down (trap on EXIT): `down -v --remove-orphans`, removes the
 #    image, and fails if any container, network or volume of the project is
 #    left behind.
 #
@@ -109,6 +117,7 @@ teardown() {
   exec 1>&3 2>&4
   stop_child
   log "tearing down project $project"
+  timeout 30 docker rm -f "$project-intruder-1" "$project-intruder-2" >/dev/null 2>&1
   compose 120 down -v --remove-orphans --timeout 10 >"$work/down.log" 2>&1 \
     || { echo "compose down failed:"; cat "$work/down.log"; }
   if [[ ${E2E_KEEP_IMAGE:-0} != 1 ]]; then
@@ -171,6 +180,17 @@ copy_outputs() {
   timeout 60 docker cp "$1:/out/." "$2/" || fail "docker cp $1:/out failed"
 }
 
+# http_get HOST PORT PATH prints the response (headers and body) of a plain
+# HTTP GET, with bash's /dev/tcp (no curl needed).
+http_get() {
+  timeout 10 bash -c 'exec 5<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&5 && cat <&5' "$1" "$2" "$3"
+}
+
+# ip_of CONTAINER prints the container's address on its (only) network.
+ip_of() {
+  timeout 30 docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"
+}
+
 dump_logs() {
   echo "---- compose logs (last 60 lines) ----" >&2
   compose 60 logs --no-color 2>&1 | tail -n 60 >&2 || true
@@ -226,6 +246,16 @@ RINGTRAIN_EPOCHS=50 RINGTRAIN_STEPS=0 RINGTRAIN_MIN_WORKERS=2 compose 180 up -d 
   >"$work/up2.log" 2>&1 || { cat "$work/up2.log"; fail "compose up -d"; }
 coord=$(containers coordinator)
 wait_log "$coord" 'msg="ring formed".* workers=3' 60 || { dump_logs; fail "no ring of 3 workers within 60 s"; }
+# The metrics endpoints answer while training runs (plain HTTP on :9090).
+for c in "$coord" $(containers worker); do
+  page=$(http_get "$(ip_of "$c")" 9090 /metrics) || fail "GET /metrics of $c failed"
+  grep -q '^HTTP/1.[01] 200' <<<"$page" || fail "GET /metrics of $c: $(head -n 1 <<<"$page")"
+  grep -q '^ringtrain_' <<<"$page" || fail "/metrics of $c has no ringtrain_ series"
+  [[ $(http_get "$(ip_of "$c")" 9090 /healthz | tail -n 1) == ok ]] || fail "/healthz of $c is not ok"
+done
+has_log "$coord" 'msg="metrics served"' || fail "the coordinator did not log its metrics address"
+page=$(http_get "$(ip_of "$coord")" 9090 /metrics)
+log "metrics: coordinator and workers answer /metrics and /healthz on :9090 ($(grep -c '^ringtrain_' <<<"$page") ringtrain_ samples from the coordinator)"
 victim=$(containers worker)
 victim=${victim%%$'\n'*}
 victim_log=$(timeout 20 docker logs "$victim" 2>&1)
@@ -250,3 +280,53 @@ steps=$(json_field "$work/out2/summary.json" steps)
 log "coordinator exited with $code after SIGTERM; summary.json: world_size=$world steps=$steps"
 [[ $world == 2 ]] || fail "world_size after the worker left is '$world', want 2"
 [[ $steps =~ ^[0-9]+$ && $steps -gt 0 ]] || fail "steps after SIGTERM is '$steps', want > 0"
+
+compose 120 down -v --remove-orphans --timeout 10 >"$work/down2.log" 2>&1 || { cat "$work/down2.log"; fail "compose down"; }
+
+# ---------------------------------------------------------------- secure run
+log "secure run: mTLS and encrypted gossip (docker-compose.secure.yml), 60 steps"
+bash deploy/gen-secrets.sh "$work/secrets" >"$work/secrets.log" 2>&1 || { cat "$work/secrets.log"; fail "deploy/gen-secrets.sh"; }
+export RINGTRAIN_SECRETS_DIR=$work/secrets
+compose_file_secure=deploy/compose/docker-compose.secure.yml
+secure() {
+  local t=$1
+  shift
+  bounded "$t" "${compose_cmd[@]}" -p "$project" -f "$compose_file" -f "$compose_file_secure" "$@"
+}
+RINGTRAIN_STEPS=60 RINGTRAIN_MIN_WORKERS=3 secure 180 up -d --no-color --scale worker=3 >"$work/up3.log" 2>&1 \
+  || { cat "$work/up3.log"; fail "compose up -d (secure)"; }
+coord=$(containers coordinator)
+wait_log "$coord" 'msg="ring formed".* workers=3' 60 || { dump_logs; fail "no ring of 3 workers within 60 s (secure)"; }
+net=$(timeout 30 docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$coord")
+# A plaintext client is refused by the coordinator's gRPC server.
+if timeout 30 docker run --rm --network "$net" --read-only --user 65532:65532 "$image" \
+  /usr/local/bin/coordinator healthcheck --addr coordinator:7070 --timeout 3s >"$work/plain-hc.log" 2>&1; then
+  fail "a plaintext health check of the TLS coordinator succeeded"
+fi
+log "plaintext health check refused: $(head -c 150 "$work/plain-hc.log")"
+# Intruders: no gossip key at all; the gossip key but no certificate.
+timeout 30 docker run -d --name "$project-intruder-1" --label "com.docker.compose.project=$project" \
+  --network "$net" --read-only --user 65532:65532 "$image" \
+  /usr/local/bin/worker --join=coordinator:7946 --ring-socket-dir= >/dev/null || fail "docker run intruder 1"
+timeout 30 docker run -d --name "$project-intruder-2" --label "com.docker.compose.project=$project" \
+  --network "$net" --read-only --user 65532:65532 -v "$work/secrets/gossip.key:/run/secrets/gossip_key:ro" "$image" \
+  /usr/local/bin/worker --join=coordinator:7946 --ring-socket-dir= --gossip-key-file=/run/secrets/gossip_key >/dev/null \
+  || fail "docker run intruder 2"
+wait_log "$project-intruder-1" 'remote state is encrypted and encryption is not configured' 30 \
+  || { timeout 20 docker logs "$project-intruder-1" 2>&1 | tail -5; fail "intruder 1 (no gossip key) did not fail to join as expected"; }
+wait_log "$project-intruder-2" 'msg="waiting for the coordinator".*join coordinator' 30 \
+  || { timeout 20 docker logs "$project-intruder-2" 2>&1 | tail -5; fail "intruder 2 (no certificate) did not fail to join the run as expected"; }
+log "intruders refused: no gossip key (gossip join refused), gossip key without certificate (gRPC join refused)"
+code=$(bounded 180 docker wait "$coord") || { dump_logs; fail "the secure run did not finish within 180 s"; }
+[[ $code == 0 ]] || { dump_logs; fail "the secure run's coordinator exited with $code"; }
+joined=$(timeout 20 docker logs "$coord" 2>&1 | grep -c 'msg="worker joined"' || true)
+[[ $joined == 3 ]] || fail "the coordinator admitted $joined workers, want the 3 of the project (an intruder got in?)"
+copy_outputs "$coord" "$work/out3"
+world=$(json_field "$work/out3/summary.json" world_size)
+steps=$(json_field "$work/out3/summary.json" steps)
+acc=$(json_field "$work/out3/summary.json" test_accuracy)
+log "secure run: summary.json world_size=$world steps=$steps test_accuracy=$acc"
+[[ $world == 3 && $steps == 60 ]] || fail "secure run: world_size '$world' steps '$steps', want 3 and 60"
+awk -v a="$acc" -v f="$floor" 'BEGIN { exit !(a + 0 >= f + 0 && a != "") }' \
+  || fail "secure run: test accuracy '$acc' is below the floor $floor"
+timeout 30 docker rm -f "$project-intruder-1" "$project-intruder-2" >/dev/null 2>&1

@@ -437,8 +437,10 @@ func checkReferences(b *bundle) []error {
 					errs = append(errs, fmt.Errorf("%s volume %s: no PersistentVolumeClaim %q", w, v.Name, v.PersistentVolumeClaim.ClaimName))
 				}
 			case v.Secret != nil:
-				if b.secrets[v.Secret.SecretName] == nil && !isTrue(v.Secret.Optional) {
-					errs = append(errs, fmt.Errorf("%s volume %s: Secret %q is neither in the bundle nor optional", w, v.Name, v.Secret.SecretName))
+				// A Secret the operator creates (the TLS files and the gossip
+				// key) may be required when a flag reads a file from it.
+				if b.secrets[v.Secret.SecretName] == nil && !isTrue(v.Secret.Optional) && !secretVolumesRead(b, w)[v.Name] {
+					errs = append(errs, fmt.Errorf("%s volume %s: Secret %q is neither in the bundle nor optional, and no flag reads a file from it", w, v.Name, v.Secret.SecretName))
 				}
 			case v.ConfigMap != nil:
 				if b.configMaps[v.ConfigMap.Name] == nil && !isTrue(v.ConfigMap.Optional) {
