@@ -410,7 +410,8 @@ func (c *Coordinator) formRing(ctx context.Context, force bool) ([]*member, erro
 			}
 			c.log.Warn("cannot form the ring", "err", err)
 		} else if time.Since(last) > 5*time.Second {
-			c.log.Info("waiting for workers", "ready", len(live), "min_workers", c.cfg.MinWorkers)
+			c.log.Info("waiting for workers", "ready", len(live), "min_workers", c.cfg.MinWorkers,
+				"hint", "start workers with: worker --join "+c.cluster.Self().GossipAddr+" (or run the coordinator with --local-workers N)")
 			last = time.Now()
 		}
 		select {
