@@ -408,6 +408,9 @@ func (c *Coordinator) formRing(ctx context.Context, force bool) ([]*member, erro
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if errors.Is(err, ErrStateLost) {
+				return nil, err
+			}
 			c.log.Warn("cannot form the ring", "err", err)
 		} else if time.Since(last) > 5*time.Second {
 			c.log.Info("waiting for workers", "ready", len(live), "min_workers", c.cfg.MinWorkers,
@@ -482,17 +485,42 @@ func (c *Coordinator) refreshState(ctx context.Context) error {
 		}
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
-		return nil // no ring yet (or none left): c.state is the newest there is
+	if len(errs) == 0 && c.state.steps == c.committed {
+		return nil // no ring yet: c.state is the newest there is
 	}
-	return errors.Join(errs...)
+	// Every ring member is gone or suspect (for instance every commit of
+	// the last step failed). A live worker that applied the last commit
+	// still holds the state: look for one.
+	c.mu.Lock()
+	var others []*member
+	for _, m := range c.members {
+		if !m.gone {
+			others = append(others, m)
+		}
+	}
+	c.mu.Unlock()
+	for _, m := range others {
+		s, err := c.fetchState(ctx, m)
+		if err == nil && s.steps == c.committed {
+			c.state = s
+			return nil
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return fmt.Errorf("%w: no live worker holds the state after %d updates (%v); restart the coordinator to resume from the newest checkpoint",
+		ErrStateLost, c.committed, errors.Join(errs...))
 }
+
+// ErrStateLost means that no worker holds the run's current state any more.
+var ErrStateLost = errors.New("training state lost")
 
 func (c *Coordinator) fetchState(ctx context.Context, m *member) (*snapshot, error) {
 	if c.state != nil && c.state.steps == c.committed {
 		return c.state, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.StepTimeout)
+	ctx, cancel := c.memberContext(ctx, []*member{m}, c.transferDeadline())
 	defer cancel()
 	stream, err := m.client.SaveState(ctx, &pb.SaveStateRequest{RunId: c.runID})
 	if err != nil {
@@ -537,7 +565,7 @@ func (c *Coordinator) fetchState(ctx context.Context, m *member) (*snapshot, err
 }
 
 func (c *Coordinator) loadState(ctx context.Context, m *member) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.StepTimeout)
+	ctx, cancel := c.memberContext(ctx, []*member{m}, c.transferDeadline())
 	defer cancel()
 	stream, err := m.client.LoadState(ctx)
 	if err != nil {
@@ -572,6 +600,27 @@ func (c *Coordinator) suspect(m *member, err error) {
 	c.signalLocked()
 	c.mu.Unlock()
 	c.log.Warn("worker suspect, left out of the ring", "worker", m.id, "failures", m.failures, "retry_in", backoff, "err", err)
+}
+
+// transferDeadline bounds a state transfer to or from one worker: 5 s, or
+// ten times the recent step time when steps are slower, at most
+// --step-timeout. A partitioned worker answers nothing, so without a short
+// deadline a transfer to it would stall the run.
+func (c *Coordinator) transferDeadline() time.Duration {
+	return min(max(5*time.Second, 10*c.stepEWMA), c.cfg.StepTimeout)
+}
+
+// memberContext returns a context that ends after timeout, or as soon as
+// gossip reports one of ms gone, with a cause that says which.
+func (c *Coordinator) memberContext(ctx context.Context, ms []*member, timeout time.Duration) (context.Context, context.CancelFunc) {
+	tctx, tcancel := context.WithTimeout(ctx, timeout)
+	cctx, cancelCause := context.WithCancelCause(tctx)
+	stop := c.watchRing(cctx, ms, cancelCause)
+	return cctx, func() {
+		stop()
+		cancelCause(nil)
+		tcancel()
+	}
 }
 
 // ready reports whether m is live and holds the run's current state.

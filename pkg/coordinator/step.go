@@ -134,10 +134,14 @@ func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, bat
 	check := c.cfg.CheckEvery > 0 && (step+1)%c.cfg.CheckEvery == 0
 	commits := make([]*pb.CommitReport, n)
 	cerrs := make([]error, n)
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StepTimeout)
-	defer ccancel()
+	// Commits are small; a worker that cannot take one within the step
+	// deadline (partitioned, hung) is suspect, and gossip cuts the wait
+	// short when it declares the worker gone.
+	deadline := c.stepDeadline()
 	for i, m := range ring {
 		wg.Go(func() {
+			cctx, ccancel := c.memberContext(context.WithoutCancel(ctx), []*member{m}, deadline)
+			defer ccancel()
 			r, err := m.client.Commit(cctx, &pb.CommitRequest{RunId: c.runID, Generation: c.generation, Step: uint64(step), Apply: true, WantChecksum: check})
 			commits[i], cerrs[i] = r, err
 		})
