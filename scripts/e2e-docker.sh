@@ -183,6 +183,7 @@ copy_outputs() {
 # http_get HOST PORT PATH prints the response (headers and body) of a plain
 # HTTP GET, with bash's /dev/tcp (no curl needed).
 http_get() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
   timeout 10 bash -c 'exec 5<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&5 && cat <&5' "$1" "$2" "$3"
 }
 
@@ -297,6 +298,7 @@ RINGTRAIN_STEPS=60 RINGTRAIN_MIN_WORKERS=3 secure 180 up -d --no-color --scale w
   || { cat "$work/up3.log"; fail "compose up -d (secure)"; }
 coord=$(containers coordinator)
 wait_log "$coord" 'msg="ring formed".* workers=3' 60 || { dump_logs; fail "no ring of 3 workers within 60 s (secure)"; }
+# shellcheck disable=SC2016 # a Go template, not shell
 net=$(timeout 30 docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$coord")
 # A plaintext client is refused by the coordinator's gRPC server.
 if timeout 30 docker run --rm --network "$net" --read-only --user 65532:65532 "$image" \

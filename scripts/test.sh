@@ -44,6 +44,8 @@ if [[ -x scripts/e2e-docker.sh ]]; then
   step "docker end-to-end"
   if docker info >/dev/null 2>&1; then
     bash scripts/e2e-docker.sh
+    step "docker chaos: a killed worker, a partitioned worker, a restarted coordinator"
+    bash scripts/e2e-docker-chaos.sh
   else
     echo "SKIPPED: no Docker engine answers (docker info failed); the docker end-to-end tests did NOT run"
   fi

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -60,7 +61,12 @@ type service struct {
 	// dial carries the transport credentials for ring connections.
 	dial    grpc.DialOption
 	metrics *metrics.Worker
+	// lastRequest is when the coordinator last called (unix nanoseconds).
+	lastRequest atomic.Int64
 }
+
+// touch records that the coordinator called.
+func (s *service) touch() { s.lastRequest.Store(s.clock().UnixNano()) }
 
 func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	cfg, err := protocol.ModelConfig(job.GetModel())
@@ -110,6 +116,7 @@ func (s *service) checkRun(runID string) error {
 // LoadState implements pb.WorkerServer. The new state is staged and swapped
 // in only when complete and verified.
 func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.StateAck]) error {
+	s.touch()
 	first, err := stream.Recv()
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "load state: %v", err)
@@ -171,6 +178,7 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 
 // SaveState implements pb.WorkerServer.
 func (s *service) SaveState(req *pb.SaveStateRequest, stream grpc.ServerStreamingServer[pb.StateChunk]) error {
+	s.touch()
 	s.rep.mu.Lock()
 	defer s.rep.mu.Unlock()
 	if err := s.checkRun(req.RunId); err != nil {
@@ -184,6 +192,7 @@ func (s *service) SaveState(req *pb.SaveStateRequest, stream grpc.ServerStreamin
 
 // Step implements pb.WorkerServer: shard gradient sum, ring all-reduce, hold.
 func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport, error) {
+	s.touch()
 	s.rep.mu.Lock()
 	defer s.rep.mu.Unlock()
 	if err := s.checkRun(req.RunId); err != nil {
@@ -258,6 +267,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 
 // Commit implements pb.WorkerServer.
 func (s *service) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitReport, error) {
+	s.touch()
 	s.rep.mu.Lock()
 	defer s.rep.mu.Unlock()
 	if err := s.checkRun(req.RunId); err != nil {

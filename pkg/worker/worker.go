@@ -192,16 +192,33 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// idleRejoin is how long a joined worker waits without hearing from the
+// coordinator before it re-syncs its membership view.
+const idleRejoin = 5 * time.Second
+
 // waitGone waits until the member named name is no longer in the cluster
 // (true) or ctx is done (false).
 func (w *Worker) waitGone(ctx context.Context, name string) bool {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	w.svc.touch()
+	var lastRejoin time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
+		}
+		// A worker that gossip declared dead (a partition that healed, a
+		// long pause) hears from nobody: the others stopped probing it. It
+		// learns of its death, and refutes it, at the next state exchange,
+		// so it asks for one when the coordinator has been silent a while.
+		idle := time.Since(time.Unix(0, w.svc.lastRequest.Load()))
+		if idle > idleRejoin && time.Since(lastRejoin) > idleRejoin {
+			lastRejoin = time.Now()
+			if err := w.cluster.Rejoin(); err != nil {
+				w.log.Debug("rejoin while idle", "err", err)
+			}
 		}
 		present := false
 		for _, m := range w.cluster.Members() {

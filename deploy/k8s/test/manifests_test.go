@@ -292,13 +292,14 @@ func TestExpand(t *testing.T) {
 // encryption, and the environment it requires.
 const secureCompose = "../../compose/docker-compose.secure.yml"
 
-var secureEnv = map[string]string{"RINGTRAIN_SECRETS_DIR": "/secrets"}
+// secureEnv is the environment the secure override is read with.
+func secureEnv() map[string]string { return map[string]string{"RINGTRAIN_SECRETS_DIR": "/secrets"} }
 
 // loadSecureCompose merges the secure override (text) into the base file.
 func loadSecureCompose(t *testing.T, text string) (*composeFileSpec, error) {
 	t.Helper()
 	base := mustCompose(t)
-	over, err := parseComposeEnv(text, secureEnv)
+	over, err := parseComposeEnv(text, secureEnv())
 	if err != nil {
 		return nil, err
 	}
