@@ -20,11 +20,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/ringtrain/ringtrain/pkg/atomicfile"
 	"io"
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,56 +250,11 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 }
 
-// WriteFile writes f to path atomically: the content goes to a temporary file
-// in the same directory, which is synced, renamed over path, and the
-// directory is synced. On error path is left untouched and the temporary
-// file is removed.
-func WriteFile(path string, f *File) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("safetensors: create temporary file for %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if err := Write(tmp, f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: chmod %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: sync %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("safetensors: rename %s to %s: %w", tmpName, path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("safetensors: %s written but directory sync failed: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so that a rename inside it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	if err := d.Close(); err != nil {
-		return fmt.Errorf("close directory %s: %w", dir, err)
+// WriteFile writes f to path atomically (pkg/atomicfile): a crash leaves
+// either the old file or the new one, never a torn one.
+func WriteFile(path string, f *File) error {
+	if err := atomicfile.Write(path, func(w io.Writer) error { return Write(w, f) }); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
 }

@@ -18,9 +18,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ringtrain/ringtrain/pkg/atomicfile"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -353,42 +352,14 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteFile writes the trace to path atomically: to a temporary file in the
-// same directory, synced, then renamed over path, so a reader never sees a
-// partial trace.
-func (r *Recorder) WriteFile(path string) (err error) {
+// WriteFile writes the trace to path atomically (pkg/atomicfile), so a
+// reader never sees a partial trace.
+func (r *Recorder) WriteFile(path string) error {
 	if r == nil {
 		return errors.New("writing trace: tracing is off (nil Recorder)")
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing trace %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := r.WriteTo(f); err != nil {
-		return fmt.Errorf("writing trace %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing trace %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing trace %s: sync: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing trace %s: close: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing trace: rename %s to %s: %w", tmp, path, err)
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := r.WriteTo(w); return err }); err != nil {
+		return fmt.Errorf("writing trace: %w", err)
 	}
 	return nil
 }
