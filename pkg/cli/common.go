@@ -2,7 +2,10 @@ package cli
 
 import (
 	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -82,4 +85,21 @@ func serveMetrics(addr string, log *slog.Logger) (*prometheus.Registry, func(), 
 	}
 	log.Info("metrics served", "addr", bound.String(), "path", "/metrics")
 	return reg, func() { _ = srv.Close() }, nil
+}
+
+// parseArgs parses args into fs and refuses positional arguments. It
+// returns the exit code to stop with (0 after --help, 2 for a bad flag)
+// and false, or 0 and true to go on.
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (flags start with --)\n", fs.Name(), fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }

@@ -126,15 +126,8 @@ func (o *CoordinatorOptions) Validate() error {
 func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	opts := DefaultCoordinatorOptions()
 	fs := CoordinatorFlags(&opts, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "coordinator: unexpected argument %q (flags start with --)\n", fs.Arg(0))
-		return 2
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if opts.LocalWorkers > 0 {
 		// Single-node mode stays on loopback unless told otherwise, so that

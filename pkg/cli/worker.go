@@ -101,15 +101,8 @@ func (o *WorkerOptions) Validate() error {
 func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	opts := DefaultWorkerOptions()
 	fs := WorkerFlags(&opts, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "worker: unexpected argument %q (flags start with --)\n", fs.Arg(0))
-		return 2
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "worker: invalid flags:\n%v\n", err)
