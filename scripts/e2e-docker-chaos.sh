@@ -36,18 +36,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[chaos %s] %s\n' "$(date +%T)" "$*"; }
+E2E_NAME=chaos
+# shellcheck source=scripts/lib/e2e-common.sh
+source scripts/lib/e2e-common.sh
 
-if [[ -n ${E2E_COMPOSE:-} ]]; then
-  read -r -a compose_cmd <<<"$E2E_COMPOSE"
-elif docker-compose version >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-elif docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-else
-  echo "[chaos] FAIL: neither docker-compose nor 'docker compose' is installed" >&2
-  exit 1
-fi
 
 floor=${E2E_ACCURACY_FLOOR:-0.97}
 scenarios=${E2E_SCENARIOS:-kill partition restart}
@@ -70,49 +62,7 @@ exec 3>&1 4>&2
 project=""  # the scenario's compose project
 projects=() # every project started, for the teardown
 
-fail() {
-  printf '[chaos %s] FAIL: %s\n' "$(date +%T)" "$*" >&2
-  exit 1
-}
 
-# bounded SECONDS COMMAND... runs the command under a deadline, in the
-# background, so that a signal to this script is handled at once.
-child=""
-bounded() {
-  local t=$1
-  shift
-  timeout --kill-after=10 "$t" "$@" &
-  child=$!
-  local rc=0
-  wait "$child" || rc=$?
-  child=""
-  return "$rc"
-}
-
-stop_child() {
-  [[ -n $child ]] || return 0
-  kill -TERM "$child" 2>/dev/null
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$child" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.2
-  done
-  kill -KILL "$child" 2>/dev/null
-  wait "$child" 2>/dev/null
-  child=""
-}
-
-# compose SECONDS ARGS... runs the compose tool on the current project.
-compose() {
-  local t=$1
-  shift
-  bounded "$t" "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"
-}
-
-containers() {
-  timeout 30 docker ps -aq --no-trunc \
-    --filter "label=com.docker.compose.project=$project" \
-    --filter "label=com.docker.compose.service=$1"
-}
 
 leftovers() {
   timeout 30 docker ps -aq --filter "label=com.docker.compose.project=$1"

@@ -38,18 +38,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*"; }
+E2E_NAME=e2e
+# shellcheck source=scripts/lib/e2e-common.sh
+source scripts/lib/e2e-common.sh
 
-if [[ -n ${E2E_COMPOSE:-} ]]; then
-  read -r -a compose_cmd <<<"$E2E_COMPOSE"
-elif docker-compose version >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-elif docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-else
-  echo "[e2e] FAIL: neither docker-compose nor 'docker compose' is installed" >&2
-  exit 1
-fi
 log "compose tool: ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo unknown version))"
 
 floor=${E2E_ACCURACY_FLOOR:-0.9}
@@ -62,53 +54,7 @@ export RINGTRAIN_IMAGE=$image
 # writes to the script's own stdout and stderr, saved here.
 exec 3>&1 4>&2
 
-fail() {
-  printf '[e2e %s] FAIL: %s\n' "$(date +%T)" "$*" >&2
-  exit 1
-}
 
-# bounded SECONDS COMMAND... runs the command under a deadline. It runs in
-# the background and is waited for, so that a signal to this script (Ctrl-C,
-# SIGTERM) is handled at once: the trap stops the command and tears down.
-child=""
-bounded() {
-  local t=$1
-  shift
-  timeout --kill-after=10 "$t" "$@" &
-  child=$!
-  local rc=0
-  wait "$child" || rc=$?
-  child=""
-  return "$rc"
-}
-
-# stop_child stops the command bounded() is waiting for, if any.
-stop_child() {
-  [[ -n $child ]] || return 0
-  kill -TERM "$child" 2>/dev/null
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$child" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.2
-  done
-  kill -KILL "$child" 2>/dev/null
-  wait "$child" 2>/dev/null
-  child=""
-}
-
-# compose SECONDS ARGS... runs the compose tool on this test's project.
-compose() {
-  local t=$1
-  shift
-  bounded "$t" "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"
-}
-
-# container SERVICE lists the IDs of the service's containers, stopped ones
-# included (the labels are the same for docker-compose v1 and v2).
-containers() {
-  timeout 30 docker ps -aq --no-trunc \
-    --filter "label=com.docker.compose.project=$project" \
-    --filter "label=com.docker.compose.service=$1"
-}
 
 teardown() {
   local rc=$?
