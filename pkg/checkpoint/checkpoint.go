@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/model"
-	"github.com/ringtrain/ringtrain/pkg/report"
 	"github.com/ringtrain/ringtrain/pkg/safetensors"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
@@ -42,74 +40,12 @@ type Checkpoint struct {
 
 // header is the JSON stored in the metadata.
 type header struct {
-	Version        int          `json:"version"`
-	Fingerprint    string       `json:"fingerprint"`
-	Position       positionJSON `json:"position"`
-	OptimizerSteps int64        `json:"optimizer_steps"`
-	ParamsCRC      uint32       `json:"params_crc32c"`
-	StateCRC       uint32       `json:"state_crc32c"`
-}
-
-// positionJSON is train.Position with the records' floats as nullable
-// values, because JSON has no NaN (a run without a test set has NaN test
-// figures).
-type positionJSON struct {
-	Epoch          int          `json:"epoch"`
-	StepInEpoch    int          `json:"step_in_epoch"`
-	Steps          int          `json:"steps"`
-	Samples        int64        `json:"samples"`
-	EpochLossSum   float64      `json:"epoch_loss_sum"`
-	EpochCorrect   int          `json:"epoch_correct"`
-	EpochSeen      int          `json:"epoch_seen"`
-	Records        []recordJSON `json:"records"`
-	ElapsedSeconds float64      `json:"elapsed_seconds"`
-}
-
-type recordJSON struct {
-	Epoch          int      `json:"epoch"`
-	Step           int      `json:"step"`
-	Samples        int64    `json:"samples"`
-	TrainLoss      *float64 `json:"train_loss"`
-	TrainAccuracy  *float64 `json:"train_accuracy"`
-	TestLoss       *float64 `json:"test_loss"`
-	TestAccuracy   *float64 `json:"test_accuracy"`
-	ElapsedSeconds float64  `json:"elapsed_seconds"`
-}
-
-func toJSON(p train.Position) positionJSON {
-	j := positionJSON{Epoch: p.Epoch, StepInEpoch: p.StepInEpoch, Steps: p.Steps, Samples: p.Samples,
-		EpochLossSum: p.EpochLossSum, EpochCorrect: p.EpochCorrect, EpochSeen: p.EpochSeen, ElapsedSeconds: p.ElapsedSeconds}
-	for _, r := range p.Records {
-		j.Records = append(j.Records, recordJSON{Epoch: r.Epoch, Step: r.Step, Samples: r.Samples,
-			TrainLoss: finite(r.TrainLoss), TrainAccuracy: finite(r.TrainAccuracy), TestLoss: finite(r.TestLoss),
-			TestAccuracy: finite(r.TestAccuracy), ElapsedSeconds: r.ElapsedSeconds})
-	}
-	return j
-}
-
-func fromJSON(j positionJSON) train.Position {
-	p := train.Position{Epoch: j.Epoch, StepInEpoch: j.StepInEpoch, Steps: j.Steps, Samples: j.Samples,
-		EpochLossSum: j.EpochLossSum, EpochCorrect: j.EpochCorrect, EpochSeen: j.EpochSeen, ElapsedSeconds: j.ElapsedSeconds}
-	for _, r := range j.Records {
-		p.Records = append(p.Records, report.EpochRecord{Epoch: r.Epoch, Step: r.Step, Samples: r.Samples,
-			TrainLoss: orNaN(r.TrainLoss), TrainAccuracy: orNaN(r.TrainAccuracy), TestLoss: orNaN(r.TestLoss),
-			TestAccuracy: orNaN(r.TestAccuracy), ElapsedSeconds: r.ElapsedSeconds})
-	}
-	return p
-}
-
-func finite(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
-}
-
-func orNaN(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
-	}
-	return *p
+	Version        int            `json:"version"`
+	Fingerprint    string         `json:"fingerprint"`
+	Position       train.Position `json:"position"` // its records encode NaN as null
+	OptimizerSteps int64          `json:"optimizer_steps"`
+	ParamsCRC      uint32         `json:"params_crc32c"`
+	StateCRC       uint32         `json:"state_crc32c"`
 }
 
 // ErrNone is returned by LoadNewest when dir holds no valid checkpoint.
@@ -125,7 +61,7 @@ func Save(dir string, c *Checkpoint, keep int) (string, error) {
 		return "", fmt.Errorf("checkpoint directory: %w", err)
 	}
 	h := header{
-		Version: 1, Fingerprint: c.Fingerprint, Position: toJSON(c.Position), OptimizerSteps: c.Optimizer.Steps,
+		Version: 1, Fingerprint: c.Fingerprint, Position: c.Position, OptimizerSteps: c.Optimizer.Steps,
 		ParamsCRC: model.Checksum(c.Params), StateCRC: model.Checksum(c.Optimizer.State),
 	}
 	hj, err := json.Marshal(h)
@@ -230,7 +166,7 @@ func Load(path string, opt model.OptimizerConfig, nParams int) (*Checkpoint, err
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	o.Steps = h.OptimizerSteps
-	return &Checkpoint{Position: fromJSON(h.Position), Params: p.Data, Optimizer: o, Fingerprint: h.Fingerprint}, nil
+	return &Checkpoint{Position: h.Position, Params: p.Data, Optimizer: o, Fingerprint: h.Fingerprint}, nil
 }
 
 // LoadNewest returns the newest checkpoint in dir that loads and verifies,

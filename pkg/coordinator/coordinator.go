@@ -479,6 +479,9 @@ func (c *Coordinator) refreshState(ctx context.Context) error {
 			continue
 		}
 		s, err := c.fetchState(ctx, m)
+		if err == nil && s.steps != c.committed {
+			err = fmt.Errorf("worker %s holds %d updates, the run has committed %d", m.id, s.steps, c.committed)
+		}
 		if err == nil {
 			c.state = s
 			return nil

@@ -315,27 +315,10 @@ func (c *Coordinator) State(ctx context.Context) ([]float32, *model.Optimizer, e
 }
 
 func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
-	if c.state.steps == c.committed {
-		return c.state, nil
+	if err := c.refreshState(ctx); err != nil {
+		return nil, err
 	}
-	var errs []error
-	for _, m := range c.ring {
-		if !c.ready(m) {
-			continue
-		}
-		s, err := c.fetchState(ctx, m)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if s.steps != c.committed {
-			errs = append(errs, fmt.Errorf("worker %s holds %d updates, the run has committed %d", m.id, s.steps, c.committed))
-			continue
-		}
-		c.state = s
-		return s, nil
-	}
-	return nil, fmt.Errorf("no worker could provide the current state: %w", errors.Join(errs...))
+	return c.state, nil
 }
 
 // WorldSize implements train.Executor.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,7 +222,7 @@ func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
 	s := &report.Summary{
 		Epochs: len(res.Records), Steps: res.Steps, Samples: res.Samples,
 		WallSeconds: res.Wall.Seconds(), WorldSize: world, Dataset: p.Config.Dataset, Config: p.Config.Map(),
-		TestAccuracy: nan(), TestLoss: nan(), TrainLoss: nan(), TrainAccuracy: nan(),
+		TestAccuracy: math.NaN(), TestLoss: math.NaN(), TrainLoss: math.NaN(), TrainAccuracy: math.NaN(),
 	}
 	if res.TrainDur > 0 {
 		s.SamplesPerSecond = float64(res.Samples) / res.TrainDur.Seconds()

@@ -9,6 +9,7 @@ package report
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,4 +151,36 @@ func ReadMetricsCSV(path string) ([]EpochRecord, error) {
 		recs = append(recs, r)
 	}
 	return recs, nil
+}
+
+// epochRecordJSON is EpochRecord with nullable floats: JSON has no NaN (a
+// run without a test set has NaN test figures).
+type epochRecordJSON struct {
+	Epoch          int      `json:"epoch"`
+	Step           int      `json:"step"`
+	Samples        int64    `json:"samples"`
+	TrainLoss      *float64 `json:"train_loss"`
+	TrainAccuracy  *float64 `json:"train_accuracy"`
+	TestLoss       *float64 `json:"test_loss"`
+	TestAccuracy   *float64 `json:"test_accuracy"`
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+}
+
+// MarshalJSON writes the record with NaN and infinite figures as null.
+func (r EpochRecord) MarshalJSON() ([]byte, error) {
+	return json.Marshal(epochRecordJSON{Epoch: r.Epoch, Step: r.Step, Samples: r.Samples,
+		TrainLoss: finite(r.TrainLoss), TrainAccuracy: finite(r.TrainAccuracy), TestLoss: finite(r.TestLoss),
+		TestAccuracy: finite(r.TestAccuracy), ElapsedSeconds: r.ElapsedSeconds})
+}
+
+// UnmarshalJSON reads a record written by MarshalJSON; null reads as NaN.
+func (r *EpochRecord) UnmarshalJSON(b []byte) error {
+	var j epochRecordJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = EpochRecord{Epoch: j.Epoch, Step: j.Step, Samples: j.Samples,
+		TrainLoss: orNaN(j.TrainLoss), TrainAccuracy: orNaN(j.TrainAccuracy), TestLoss: orNaN(j.TestLoss),
+		TestAccuracy: orNaN(j.TestAccuracy), ElapsedSeconds: j.ElapsedSeconds}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
@@ -260,7 +261,7 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 			rec.TestLoss = tl / float64(test.Rows())
 			rec.TestAccuracy = float64(tc) / float64(test.Rows())
 		} else {
-			rec.TestLoss, rec.TestAccuracy = nanValue(), nanValue()
+			rec.TestLoss, rec.TestAccuracy = math.NaN(), math.NaN()
 		}
 		rec.ElapsedSeconds = now().Sub(start).Seconds()
 		res.Records = append(res.Records, rec)

@@ -27,19 +27,19 @@ import (
 // Commit. The coordinator serializes calls, but the mutex keeps a stray
 // concurrent call from corrupting the replica.
 type replica struct {
-	mu       sync.Mutex
-	runID    string
-	job      *pb.JobSpec
-	cfg      model.Config
-	classes  int
-	net      *model.Network
-	opt      *model.Optimizer
-	loaded   bool // parameters received from the coordinator
-	pending  *pendingStep
-	x        []float32
-	labels   []int32
-	lastGen  uint64
-	lastStep uint64
+	mu      sync.Mutex
+	runID   string
+	job     *pb.JobSpec
+	cfg     model.Config
+	classes int
+	net     *model.Network
+	opt     *model.Optimizer
+	loaded  bool // parameters received from the coordinator
+	pending *pendingStep
+	x       []float32
+	labels  []int32
+	lastGen uint64
+	idx     []int // 0..rows-1 of the current shard, reused
 }
 
 // pendingStep is an all-reduced gradient waiting for its Commit.
@@ -99,7 +99,7 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	}
 	r := s.rep
 	r.runID, r.job, r.cfg, r.classes, r.net, r.opt = runID, job, cfg, classes, net, opt
-	r.loaded, r.pending, r.lastGen, r.lastStep = false, nil, 0, 0
+	r.loaded, r.pending, r.lastGen = false, nil, 0
 	return nil
 }
 
@@ -220,12 +220,11 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		return nil, status.Errorf(codes.InvalidArgument, "step %d: %v", req.Step, err)
 	}
 	t0 := s.clock()
-	idx := make([]int, ds.Rows())
-	for i := range idx {
-		idx[i] = i
+	for len(s.rep.idx) < ds.Rows() {
+		s.rep.idx = append(s.rep.idx, len(s.rep.idx))
 	}
 	net := s.rep.net
-	r, err := train.ShardGradients(net, ds, idx, &s.rep.x, &s.rep.labels)
+	r, err := train.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.x, &s.rep.labels)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "step %d on worker %s: %v", req.Step, s.self(), err)
 	}
@@ -249,7 +248,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		}
 	}
 	done := s.clock()
-	s.rep.lastGen, s.rep.lastStep = req.Generation, req.Step
+	s.rep.lastGen = req.Generation
 	if tail[2] <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "step %d: the global batch is empty", req.Step)
 	}

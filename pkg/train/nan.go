@@ -1,5 +1,0 @@
-package train
-
-import "math"
-
-func nanValue() float64 { return math.NaN() }
