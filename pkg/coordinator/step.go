@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,7 +11,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringtrain/ringtrain/pkg/coordinator/core"
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
@@ -21,268 +22,308 @@ import (
 )
 
 // ErrDiverged reports replicas whose parameters differ.
-var ErrDiverged = errors.New("replicas diverged")
+var ErrDiverged = core.ErrDiverged
 
-// Step implements train.Executor: it runs the step on the current ring and
-// commits it on every worker, or aborts it and tries again on a re-formed
-// ring with the same global batch, so that no sample is lost or counted
-// twice.
+// Step implements train.Executor: the core runs the step on the current
+// ring and commits it on every worker, or aborts it and tries again on a
+// re-formed ring with the same global batch, so that no sample is lost or
+// counted twice. A step whose totals are non-finite returns an error
+// wrapping model.ErrNonFinite, having applied nothing.
 func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.StepResult, error) {
-	force := false
-	var lastErr error
-	var firstAbort time.Time
-	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
-		ring, err := c.formRing(ctx, force)
-		if err != nil {
-			return train.StepResult{}, err
-		}
-		started := time.Now()
-		res, err := c.attempt(ctx, ring, step, batch)
-		if err == nil {
-			if !firstAbort.IsZero() {
-				rec := time.Since(firstAbort)
-				c.stats.RecoverySeconds += rec.Seconds()
-				c.cfg.Metrics.Recovery(rec)
-				c.stats.LastRecovery = rec
-				c.log.Info("step recovered", "step", step, "generation", c.generation, "workers", len(ring),
-					"attempts", attempt, "recovery_seconds", rec.Seconds())
-			}
-			return res, nil
-		}
-		if errors.Is(err, model.ErrNonFinite) {
-			c.cfg.Metrics.Abort(metrics.ReasonNonFinite)
-		}
-		if errors.Is(err, ErrDiverged) || errors.Is(err, model.ErrNonFinite) || ctx.Err() != nil {
-			return train.StepResult{}, err
-		}
-		lastErr = err
-		c.stats.Aborts++
-		c.cfg.Metrics.Abort(abortReason(err))
-		now := time.Now()
-		if firstAbort.IsZero() {
-			firstAbort = now
-		}
-		c.log.Warn("step aborted", "step", step, "generation", c.generation, "attempt", attempt,
-			"detected_after_seconds", now.Sub(started).Seconds(), "err", err)
-		c.dropUnhealthy(ctx, ring)
-		force = true
-	}
-	return train.StepResult{}, fmt.Errorf("step %d failed %d times: %w", step, c.cfg.MaxAttempts, lastErr)
-}
-
-// attempt runs one try at a step on ring: Step on every worker in parallel
-// (cancelling all at the first failure), then Commit on every worker.
-func (c *Coordinator) attempt(ctx context.Context, ring []*member, step int, batch []int) (train.StepResult, error) {
-	n := len(ring)
-	begin := time.Now()
-	addrs := make([]string, n)
-	for i, m := range ring {
-		addrs[i] = m.addr
-	}
-	shards := shardsOf(batch, n)
-	timeout := c.stepDeadline()
-	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("step %d did not finish within its deadline of %v", step, timeout))
-	defer tcancel()
-	sctx, cancelCause := context.WithCancelCause(tctx)
-	defer cancelCause(nil)
-	cancel := func() { cancelCause(errors.New("another worker failed the step")) }
-	// Gossip may learn of a dead or partitioned ring member before any RPC
-	// fails (a hung process keeps its connections open): abort at once.
-	stopWatch := c.watchRing(sctx, ring, cancelCause)
-	defer stopWatch()
-	reports := make([]*pb.StepReport, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i, m := range ring {
-		req := &pb.StepRequest{
-			RunId: c.runID, Generation: c.generation, Step: uint64(step), Ring: addrs, Rank: uint32(i),
-			Shard: protocol.EncodeShard(c.job.Train, shards[i]),
-		}
-		wg.Go(func() {
-			r, err := m.client.Step(sctx, req)
-			if err != nil {
-				errs[i] = fmt.Errorf("worker %s: %w", m.id, err)
-				cancel() // the others would wait for this one's frames
-				return
-			}
-			reports[i] = r
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() == codes.DataLoss {
-			// A NaN or Inf in a worker's loss or gradient: retrying the same
-			// batch would give the same, so the training loop decides.
-			return train.StepResult{}, fmt.Errorf("worker %s: %s: %w", ring[i].id, st.Message(), model.ErrNonFinite)
-		}
-	}
-	if err := firstCause(errs); err != nil {
-		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return train.StepResult{}, fmt.Errorf("%w (%v)", cause, err)
-		}
+	c.batch = batch
+	end, err := c.drive(ctx, func(now time.Time) []core.Action { return c.core.BeginStep(now, step, len(batch)) })
+	if err != nil {
 		return train.StepResult{}, err
 	}
-	for i, r := range reports[1:] {
-		if r.Count != reports[0].Count || r.Correct != reports[0].Correct {
-			return train.StepResult{}, fmt.Errorf("%w: workers %s and %s report different totals for step %d", ErrDiverged, ring[0].id, ring[i+1].id, step)
-		}
+	switch e := end.(type) {
+	case core.Done:
+		r := e.Result
+		return train.StepResult{LossSum: r.LossSum, Correct: int(r.Correct), Count: int(r.Count)}, nil
+	case core.Skipped:
+		c.cfg.Metrics.Abort(metrics.ReasonNonFinite)
+		return train.StepResult{}, fmt.Errorf("%w: %w", model.ErrNonFinite, e.Err)
+	case core.Failed:
+		return train.StepResult{}, e.Err
 	}
-	if int(reports[0].Count) != len(batch) {
-		return train.StepResult{}, fmt.Errorf("the ring counted %d samples in step %d, the batch has %d", reports[0].Count, step, len(batch))
-	}
+	return train.StepResult{}, fmt.Errorf("coordinator: step ended with %T", end)
+}
 
-	check := c.cfg.CheckEvery > 0 && (step+1)%c.cfg.CheckEvery == 0
-	commits := make([]*pb.CommitReport, n)
-	cerrs := make([]error, n)
-	// Commits are small; a worker that cannot take one within the step
-	// deadline (partitioned, hung) is suspect, and gossip cuts the wait
-	// short when it declares the worker gone.
-	deadline := c.stepDeadline()
-	for i, m := range ring {
-		wg.Go(func() {
-			cctx, ccancel := c.memberContext(context.WithoutCancel(ctx), []*member{m}, deadline)
-			defer ccancel()
-			r, err := m.client.Commit(cctx, &pb.CommitRequest{RunId: c.runID, Generation: c.generation, Step: uint64(step), Apply: true, WantChecksum: check})
-			commits[i], cerrs[i] = r, err
-		})
+// inflight holds the cancellation of the RPCs of one operation.
+type inflight struct {
+	mu      sync.Mutex
+	step    map[uint64]context.CancelCauseFunc
+	members map[string]context.CancelCauseFunc
+	stops   []func() bool
+	wg      sync.WaitGroup
+}
+
+func (f *inflight) memberCtx(parent context.Context, id string, timeout time.Duration) (context.Context, func()) {
+	tctx, tcancel := context.WithTimeout(parent, timeout)
+	cctx, cancel := context.WithCancelCause(tctx)
+	f.mu.Lock()
+	f.members[id] = cancel
+	f.mu.Unlock()
+	return cctx, func() { cancel(nil); tcancel() }
+}
+
+func (f *inflight) cancelAll(cause error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.step {
+		c(cause)
 	}
-	wg.Wait()
-	c.committed++
-	var ok []int
-	for i, err := range cerrs {
-		if err != nil {
-			// The others applied the step; this one may or may not have.
-			// It must be brought up to date before it trains again.
-			c.suspect(ring[i], fmt.Errorf("commit of step %d: %w", step, err))
-			continue
-		}
-		ok = append(ok, i)
+	for _, c := range f.members {
+		c(cause)
 	}
-	if check && len(ok) > 1 {
-		first := commits[ok[0]].Checksum
-		for _, i := range ok[1:] {
-			if commits[i].Checksum != first {
-				return train.StepResult{}, fmt.Errorf("%w after step %d: worker %s has checksum %08x, worker %s %08x",
-					ErrDiverged, step, ring[ok[0]].id, first, ring[i].id, commits[i].Checksum)
+	for _, s := range f.stops {
+		s()
+	}
+}
+
+// drive runs one operation of the core (a step, or a refresh of the
+// state): it starts it with begin, carries out the actions, feeds back the
+// events, and returns the action that ends the operation. If ctx ends
+// first, the RPCs in flight are cancelled and the core abandons the
+// operation, except while a decided step is being committed: the commits
+// are finished first, so that the step stays applied by all or none.
+func (c *Coordinator) drive(ctx context.Context, begin func(time.Time) []core.Action) (core.Action, error) {
+	c.op++
+	op := c.op
+	f := &inflight{step: map[uint64]context.CancelCauseFunc{}, members: map[string]context.CancelCauseFunc{}}
+	defer func() {
+		f.cancelAll(errors.New("operation over"))
+		f.wg.Wait()
+	}()
+	// Membership news first, so the core decides on the newest view.
+	var acts []core.Action
+	for _, ev := range c.take() {
+		acts = append(acts, c.core.Handle(c.clock.Now(), ev)...)
+	}
+	acts = append(acts, begin(c.clock.Now())...)
+	for {
+		for len(acts) > 0 {
+			a := acts[0]
+			acts = acts[1:]
+			switch a := a.(type) {
+			case core.Done:
+				c.done(a)
+				return a, nil
+			case core.Skipped, core.Failed, core.StateReady:
+				return a, nil
+			case core.Wake:
+				acts = append(acts, c.core.Handle(c.clock.Now(), core.Tick{})...)
+			default:
+				c.exec(ctx, op, f, a)
 			}
 		}
+		done := ctx.Done()
+		if c.core.Phase() == "committing" {
+			done = nil // finish the commits of a decided step
+		}
+		select {
+		case <-done:
+			c.core.Abandon()
+			return nil, ctx.Err()
+		case <-c.notify:
+		}
+		for _, ev := range c.take() {
+			acts = append(acts, c.core.Handle(c.clock.Now(), ev)...)
+		}
 	}
-	took := time.Since(begin)
-	c.observeStep(took)
-	c.cfg.Metrics.StepDone(took, int(reports[0].Count), reports[0].LossSum/float64(max(reports[0].Count, 1)))
-	for i, r := range reports {
-		c.cfg.Metrics.WorkerCompute(ring[i].id, secondsDur(r.ComputeSeconds))
-		c.cfg.Trace.Step(uint64(step), begin, ring[i].id, secondsDur(r.ComputeSeconds), secondsDur(r.AllreduceSeconds))
+}
+
+// exec carries out one action; RPCs run in goroutines that post their
+// results as events of operation op.
+func (c *Coordinator) exec(ctx context.Context, op uint64, f *inflight, a core.Action) {
+	post := func(ev core.Event) { c.post(op, ev) }
+	rpc := func(id string, fn func(w *workerConn) core.Event, fail func(error) core.Event) {
+		w, err := c.conn(id)
+		if err != nil {
+			post(fail(err))
+			return
+		}
+		f.wg.Go(func() { post(fn(w)) })
 	}
+	switch a := a.(type) {
+	case core.FetchState:
+		mctx, cancel := f.memberCtx(ctx, a.ID, a.Timeout)
+		rpc(a.ID, func(w *workerConn) core.Event {
+			defer cancel()
+			s, err := c.fetchState(mctx, w)
+			if err != nil {
+				return core.StateFetched{ID: a.ID, Err: err}
+			}
+			c.mu.Lock()
+			c.fetched[a.ID] = s
+			c.mu.Unlock()
+			return core.StateFetched{ID: a.ID, Steps: s.steps}
+		}, func(err error) core.Event { cancel(); return core.StateFetched{ID: a.ID, Err: err} })
+	case core.AdoptState:
+		c.mu.Lock()
+		c.state = c.fetched[a.ID]
+		clear(c.fetched)
+		c.mu.Unlock()
+	case core.LoadState:
+		mctx, cancel := f.memberCtx(ctx, a.ID, a.Timeout)
+		s := c.state
+		rpc(a.ID, func(w *workerConn) core.Event {
+			defer cancel()
+			return core.StateLoaded{ID: a.ID, Err: c.loadState(mctx, w, s)}
+		}, func(err error) core.Event { cancel(); return core.StateLoaded{ID: a.ID, Err: err} })
+	case core.RingFormed:
+		c.stats.RingGenerations = a.Generation
+		c.cfg.Metrics.RingGeneration(a.Generation)
+		c.cfg.Metrics.WorldSize(len(a.Ring))
+		c.log.Info("ring formed", "generation", a.Generation, "workers", len(a.Ring), "ring", core.RingIDs(a.Ring))
+	case core.SendStep:
+		c.sendStep(ctx, f, post, a)
+	case core.Cancel:
+		f.mu.Lock()
+		if cancel := f.step[a.Generation]; cancel != nil {
+			cancel(a.Cause)
+		}
+		f.mu.Unlock()
+	case core.CancelMember:
+		f.mu.Lock()
+		if cancel := f.members[a.ID]; cancel != nil {
+			cancel(a.Cause)
+		}
+		f.mu.Unlock()
+	case core.CheckHealth:
+		for _, id := range a.IDs {
+			rpc(id, func(w *workerConn) core.Event {
+				hctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				r, err := w.health.Check(hctx, &healthpb.HealthCheckRequest{})
+				if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
+					err = fmt.Errorf("health status %s", r.Status)
+				}
+				return core.HealthChecked{ID: id, Err: err}
+			}, func(err error) core.Event { return core.HealthChecked{ID: id, Err: err} })
+		}
+	case core.Commit:
+		for _, id := range a.IDs {
+			// Commits are small; a worker that cannot take one in time
+			// (partitioned, hung) is suspect, and gossip cuts the wait
+			// short when it declares the worker gone. The training loop's
+			// cancellation does not stop a decided commit.
+			mctx, cancel := f.memberCtx(context.WithoutCancel(ctx), id, a.Timeout)
+			rpc(id, func(w *workerConn) core.Event {
+				defer cancel()
+				r, err := w.client.Commit(mctx, &pb.CommitRequest{RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Apply: true, WantChecksum: a.WantChecksum})
+				if err != nil {
+					return core.CommitDone{ID: id, Generation: a.Generation, Err: err}
+				}
+				return core.CommitDone{ID: id, Generation: a.Generation, Checksum: r.Checksum}
+			}, func(err error) core.Event {
+				cancel()
+				return core.CommitDone{ID: id, Generation: a.Generation, Err: err}
+			})
+		}
+	case core.Waiting:
+		if now := c.clock.Now(); now.Sub(c.waitLog) > 5*time.Second {
+			c.log.Info("waiting for workers", "ready", a.Ready, "min_workers", a.Min,
+				"hint", "start workers with: worker --join "+c.cluster.Self().GossipAddr+" (or run the coordinator with --local-workers N)")
+			c.waitLog = now
+		}
+		stop := c.clock.AfterFunc(max(a.Until.Sub(c.clock.Now()), 0), func() { post(core.Tick{}) })
+		f.mu.Lock()
+		f.stops = append(f.stops, stop)
+		f.mu.Unlock()
+	case core.Suspected:
+		c.log.Warn("worker suspect, left out of the ring", "worker", a.ID, "failures", a.Failures, "retry_in", a.RetryIn, "err", a.Err)
+	case core.Aborted:
+		c.stats.Aborts++
+		c.cfg.Metrics.Abort(a.Reason)
+		c.log.Warn("step aborted", "step", a.Step, "generation", a.Generation, "attempt", a.Attempt,
+			"detected_after_seconds", a.After.Seconds(), "reason", a.Reason, "err", a.Err)
+	case core.Note:
+		c.log.Info(a.Msg, "worker", a.ID, "optimizer_steps", a.Steps)
+	default:
+		panic(fmt.Sprintf("coordinator: unknown action %T", a))
+	}
+}
+
+// sendStep sends every ring member its Step, cancellable as one, with the
+// attempt's deadline.
+func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.Event), a core.SendStep) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	f.mu.Lock()
+	f.step[a.Generation] = cancel
+	f.stops = append(f.stops, c.clock.AfterFunc(a.Deadline, func() {
+		post(core.DeadlinePassed{Generation: a.Generation, After: a.Deadline})
+	}))
+	f.mu.Unlock()
+	addrs := make([]string, len(a.Ring))
+	for i, m := range a.Ring {
+		addrs[i] = m.Addr
+	}
+	c.mu.Lock()
+	clear(c.reports)
+	c.mu.Unlock()
+	for i, m := range a.Ring {
+		r := a.Shards[i]
+		req := &pb.StepRequest{
+			RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Ring: addrs, Rank: uint32(i),
+			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]),
+		}
+		w, err := c.conn(m.ID)
+		if err != nil {
+			post(core.StepFailed{ID: m.ID, Generation: a.Generation, Kind: core.FailRPC, Err: err})
+			continue
+		}
+		f.wg.Go(func() {
+			rep, err := w.client.Step(sctx, req)
+			if err != nil {
+				post(core.StepFailed{ID: m.ID, Generation: a.Generation, Kind: failKind(sctx, err), Err: err})
+				return
+			}
+			c.mu.Lock()
+			c.reports[m.ID] = rep
+			c.mu.Unlock()
+			post(core.StepReported{ID: m.ID, Generation: a.Generation,
+				Report: core.Report{LossSum: rep.LossSum, Correct: rep.Correct, Count: rep.Count}})
+		})
+	}
+}
+
+// failKind classifies a failed Step RPC by its typed reason, not its text.
+func failKind(sctx context.Context, err error) core.FailKind {
+	switch {
+	case protocol.ReasonOf(err) == protocol.ReasonNonFinite:
+		return core.FailNonFinite
+	case context.Cause(sctx) != nil && status.Code(err) == codes.Canceled:
+		return core.FailCancelled
+	}
+	return core.FailRPC
+}
+
+// done records a committed step's figures.
+func (c *Coordinator) done(d core.Done) {
+	if d.Recovery > 0 {
+		c.stats.RecoverySeconds += d.Recovery.Seconds()
+		c.stats.LastRecovery = d.Recovery
+		c.cfg.Metrics.Recovery(d.Recovery)
+		c.log.Info("step recovered", "step", d.Step, "generation", d.Generation, "workers", d.World,
+			"attempts", d.Attempts, "recovery_seconds", d.Recovery.Seconds())
+	}
+	c.cfg.Metrics.StepDone(d.Took, int(d.Result.Count), d.Result.LossSum/float64(max(d.Result.Count, 1)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	begin := c.clock.Now().Add(-d.Took)
 	var compute, comm float64
-	for _, r := range reports {
+	var sent uint64
+	for id, r := range c.reports {
+		c.cfg.Metrics.WorkerCompute(id, secondsDur(r.ComputeSeconds))
+		c.cfg.Trace.Step(uint64(d.Step), begin, id, secondsDur(r.ComputeSeconds), secondsDur(r.AllreduceSeconds))
 		compute = max(compute, r.ComputeSeconds)
 		comm = max(comm, r.AllreduceSeconds)
+		sent = r.BytesSent
 	}
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
-	c.stats.BytesSentPerStep = reports[0].BytesSent
-	c.cfg.Metrics.Allreduce(int64(reports[0].BytesSent), secondsDur(comm))
-	c.mu.Lock()
-	for _, i := range ok {
-		ring[i].failures = 0
-	}
-	c.mu.Unlock()
-	c.world = n
-	return train.StepResult{LossSum: reports[0].LossSum, Correct: int(reports[0].Correct), Count: int(reports[0].Count)}, nil
-}
-
-// stepDeadline is the deadline of one attempt at a step: ten times the
-// recent step time, at least MinStepTimeout and at most --step-timeout. A
-// hung worker keeps its connections open and answers nothing, so this
-// deadline, not the connection, tells that it is gone; a step that is only
-// slow costs a retry, not correctness.
-func (c *Coordinator) stepDeadline() time.Duration {
-	if c.stepEWMA == 0 {
-		return c.cfg.StepTimeout
-	}
-	return min(max(10*c.stepEWMA, MinStepTimeout), c.cfg.StepTimeout)
-}
-
-// observeStep feeds a successful step's duration into the running average.
-func (c *Coordinator) observeStep(d time.Duration) {
-	if c.stepEWMA == 0 {
-		c.stepEWMA = d
-		return
-	}
-	c.stepEWMA = (4*c.stepEWMA + d) / 5
-}
-
-// MinStepTimeout is the shortest deadline an attempt at a step gets.
-const MinStepTimeout = 2 * time.Second
-
-// watchRing cancels the step with a cause naming the member when gossip
-// reports that a ring member left or failed. It returns a function that stops
-// watching.
-func (c *Coordinator) watchRing(ctx context.Context, ring []*member, cancel context.CancelCauseFunc) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c.mu.Lock()
-			changed := c.changed
-			for _, m := range ring {
-				if m.gone {
-					c.mu.Unlock()
-					cancel(fmt.Errorf("worker %s left the gossip cluster", m.id))
-					return
-				}
-			}
-			c.mu.Unlock()
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-changed:
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
-}
-
-// firstCause returns the most telling error: the first that is not a
-// cancellation caused by another worker's failure.
-func firstCause(errs []error) error {
-	var first error
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		if first == nil {
-			first = err
-		}
-		if code := status.Code(errors.Unwrap(err)); code != codes.Canceled {
-			return err
-		}
-	}
-	return first
-}
-
-// dropUnhealthy asks every ring member for its health and drops those that
-// do not answer in time, so that the next ring is formed without them.
-func (c *Coordinator) dropUnhealthy(ctx context.Context, ring []*member) {
-	var wg sync.WaitGroup
-	for _, m := range ring {
-		wg.Go(func() {
-			hctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			r, err := m.health.Check(hctx, &healthpb.HealthCheckRequest{})
-			if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
-				err = fmt.Errorf("health status %s", r.Status)
-			}
-			if err != nil {
-				c.suspect(m, fmt.Errorf("health check after an aborted step: %w", err))
-			}
-		})
-	}
-	wg.Wait()
+	c.stats.BytesSentPerStep = sent
+	c.cfg.Metrics.Allreduce(int64(sent), secondsDur(comm))
 }
 
 // Evaluate implements train.Executor: the coordinator fetches the current
@@ -293,7 +334,7 @@ func (c *Coordinator) Evaluate(ctx context.Context, ds *data.Dataset) (float64, 
 		return 0, 0, err
 	}
 	copy(c.evalNet.Params, s.params)
-	return train.EvaluateNetwork(c.evalNet, ds, &c.x, &c.labels)
+	return engine.Evaluate(c.evalNet, ds, &c.buf)
 }
 
 // Params implements train.Executor.
@@ -315,27 +356,17 @@ func (c *Coordinator) State(ctx context.Context) ([]float32, *model.Optimizer, e
 }
 
 func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
-	if err := c.refreshState(ctx); err != nil {
+	end, err := c.drive(ctx, c.core.BeginRefresh)
+	if err != nil {
 		return nil, err
+	}
+	if f, ok := end.(core.Failed); ok {
+		return nil, f.Err
 	}
 	return c.state, nil
 }
 
 // WorldSize implements train.Executor.
-func (c *Coordinator) WorldSize() int { return c.world }
+func (c *Coordinator) WorldSize() int { return c.core.WorldSize() }
 
 func secondsDur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
-// abortReason sorts an aborted attempt's error for the metrics.
-func abortReason(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "left the gossip cluster"):
-		return metrics.ReasonGossip
-	case strings.Contains(msg, "deadline"):
-		return metrics.ReasonDeadline
-	case status.Code(errors.Unwrap(err)) != codes.OK || strings.Contains(msg, "rpc error"):
-		return metrics.ReasonRPC
-	}
-	return metrics.ReasonOther
-}

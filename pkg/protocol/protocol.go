@@ -16,12 +16,9 @@ import (
 )
 
 // Version is the control and ring protocol version. Members with another
-// version are refused at join.
-const Version uint32 = 1
-
-// Trailing is the number of scalars appended to the gradient buffer in the
-// all-reduce: the loss sum, the correct count and the sample count.
-const Trailing = 3
+// version are refused at join. Version 2: errors carry an ErrorInfo reason
+// (errors.go), and a worker whose shard is non-finite still all-reduces.
+const Version uint32 = 2
 
 // StateChunkBytes is the payload size of one state-transfer chunk.
 const StateChunkBytes = 1 << 20

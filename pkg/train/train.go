@@ -18,17 +18,14 @@ import (
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
 	"github.com/ringtrain/ringtrain/pkg/shard"
 )
 
 // StepResult holds the sums a step produced over its global batch.
-type StepResult struct {
-	LossSum float64 // sum of per-sample losses
-	Correct int     // samples classified correctly (before the update)
-	Count   int     // samples in the global batch
-}
+type StepResult = engine.Totals
 
 // Executor carries out training steps and evaluations.
 type Executor interface {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,11 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
-	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
-	"github.com/ringtrain/ringtrain/pkg/train"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
 
@@ -36,8 +35,7 @@ type replica struct {
 	opt     *model.Optimizer
 	loaded  bool // parameters received from the coordinator
 	pending *pendingStep
-	x       []float32
-	labels  []int32
+	buf     engine.Buffers
 	lastGen uint64
 	idx     []int // 0..rows-1 of the current shard, reused
 }
@@ -53,13 +51,11 @@ type service struct {
 	pb.UnimplementedWorkerServer
 	log   *slog.Logger
 	self  func() string // the worker's advertised gRPC address
-	ring  *grpcring.Service
+	ring  RingNetwork
 	rep   *replica
 	clock func() time.Time
 	// expect is the model configuration the worker accepts ("" = any).
-	expect string
-	// dial carries the transport credentials for ring connections.
-	dial    grpc.DialOption
+	expect  string
 	metrics *metrics.Worker
 	// lastRequest is when the coordinator last called (unix nanoseconds).
 	lastRequest atomic.Int64
@@ -73,8 +69,8 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	if err != nil {
 		return fmt.Errorf("job model: %w", err)
 	}
-	if s.expect != "" && cfg.String() != s.expect {
-		return fmt.Errorf("this worker was started for another model: %s", model.DiffStrings(cfg.String(), s.expect))
+	if err := protocol.CheckModel("this worker", cfg, s.expect); err != nil {
+		return err
 	}
 	oc, err := protocol.OptimizerConfig(job.GetOptimizer())
 	if err != nil {
@@ -105,10 +101,10 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 
 func (s *service) checkRun(runID string) error {
 	if s.rep.net == nil {
-		return status.Error(codes.FailedPrecondition, "worker has not joined a run yet")
+		return protocol.Errorf(codes.FailedPrecondition, protocol.ReasonWrongRun, "worker has not joined a run yet")
 	}
 	if runID != s.rep.runID {
-		return status.Errorf(codes.FailedPrecondition, "request for run %q, this worker is in run %q", runID, s.rep.runID)
+		return protocol.Errorf(codes.FailedPrecondition, protocol.ReasonWrongRun, "request for run %q, this worker is in run %q", runID, s.rep.runID)
 	}
 	return nil
 }
@@ -141,33 +137,17 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 		return err
 	}
 	np, no := len(s.rep.net.Params), s.rep.opt.StateLen(len(s.rep.net.Params))
-	if h.ParamCount != uint64(np) || h.OptimizerCount != uint64(no) {
-		return status.Errorf(codes.InvalidArgument, "load state: %d params + %d optimizer values, the model needs %d + %d", h.ParamCount, h.OptimizerCount, np, no)
+	st, err := protocol.ReceiveState(first, stream.Recv, np, no)
+	switch {
+	case errors.Is(err, protocol.ErrBadChecksum):
+		return protocol.Errorf(codes.DataLoss, protocol.ReasonBadChecksum, "load state: %v", err)
+	case errors.Is(err, protocol.ErrBadChunk):
+		return protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "load state: %v", err)
+	case err != nil:
+		return status.Errorf(codes.Aborted, "load state: %v", err)
 	}
-	staged := make([]float32, np+no)
-	next := uint64(0)
-	for chunk := first; ; {
-		if len(chunk.Data)%4 != 0 || chunk.Offset != next || chunk.Offset+uint64(len(chunk.Data)/4) > uint64(len(staged)) {
-			return status.Errorf(codes.InvalidArgument, "load state: chunk at offset %d with %d bytes does not fit (expected offset %d of %d values)", chunk.Offset, len(chunk.Data), next, len(staged))
-		}
-		protocol.Floats(staged[chunk.Offset:chunk.Offset+uint64(len(chunk.Data)/4)], chunk.Data)
-		next += uint64(len(chunk.Data) / 4)
-		chunk, err = stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return status.Errorf(codes.Aborted, "load state: %v", err)
-		}
-	}
-	if next != uint64(len(staged)) {
-		return status.Errorf(codes.InvalidArgument, "load state: got %d of %d values", next, len(staged))
-	}
-	if sum := model.Checksum(staged[:np]); sum != h.Checksum {
-		return status.Errorf(codes.DataLoss, "load state: checksum %08x, header says %08x", sum, h.Checksum)
-	}
-	copy(s.rep.net.Params, staged[:np])
-	copy(s.rep.opt.State, staged[np:])
+	copy(s.rep.net.Params, st.Params)
+	copy(s.rep.opt.State, st.Opt)
 	s.rep.opt.Steps = int64(h.OptimizerSteps)
 	s.rep.loaded = true
 	s.rep.pending = nil
@@ -185,12 +165,19 @@ func (s *service) SaveState(req *pb.SaveStateRequest, stream grpc.ServerStreamin
 		return err
 	}
 	if !s.rep.loaded {
-		return status.Error(codes.FailedPrecondition, "save state: the worker holds no state yet")
+		return protocol.Errorf(codes.FailedPrecondition, protocol.ReasonNoState, "save state: the worker holds no state yet")
 	}
 	return protocol.SendState(stream.Context(), stream.Send, s.rep.runID, s.rep.job, s.rep.net.Params, s.rep.opt)
 }
 
-// Step implements pb.WorkerServer: shard gradient sum, ring all-reduce, hold.
+// Step implements pb.WorkerServer: shard gradient sum, ring all-reduce,
+// finiteness check of the totals, hold.
+//
+// A worker whose own shard gives NaN or infinity still takes part in the
+// all-reduce: IEEE sums keep a NaN or an infinity, so every replica ends
+// with non-finite totals and answers ReasonNonFinite, and the coordinator
+// skips the batch without aborting the ring. Bailing out early would leave
+// the neighbours' frames of this attempt in flight.
 func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport, error) {
 	s.touch()
 	s.rep.mu.Lock()
@@ -199,17 +186,17 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		return nil, err
 	}
 	if !s.rep.loaded {
-		return nil, status.Error(codes.FailedPrecondition, "step: the worker holds no state yet")
+		return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonNoState, "step: the worker holds no state yet")
 	}
 	n := len(req.Ring)
 	if n == 0 || int(req.Rank) >= n {
-		return nil, status.Errorf(codes.InvalidArgument, "step %d: rank %d is not in a ring of %d", req.Step, req.Rank, n)
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: rank %d is not in a ring of %d", req.Step, req.Rank, n)
 	}
 	if self := s.self(); req.Ring[req.Rank] != self {
-		return nil, status.Errorf(codes.InvalidArgument, "step %d: ring position %d is %s, this worker is %s", req.Step, req.Rank, req.Ring[req.Rank], self)
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: ring position %d is %s, this worker is %s", req.Step, req.Rank, req.Ring[req.Rank], self)
 	}
 	if req.Generation < s.rep.lastGen {
-		return nil, status.Errorf(codes.FailedPrecondition, "step %d: ring generation %d is older than %d", req.Step, req.Generation, s.rep.lastGen)
+		return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonStaleGeneration, "step %d: ring generation %d is older than %d", req.Step, req.Generation, s.rep.lastGen)
 	}
 	if p := s.rep.pending; p != nil {
 		s.log.Warn("discarding an uncommitted step", "step", p.step, "generation", p.generation)
@@ -217,48 +204,45 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	}
 	ds, err := protocol.DecodeShard(req.Shard, s.rep.cfg.Inputs, s.rep.classes)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "step %d: %v", req.Step, err)
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
 	}
+	s.rep.lastGen = req.Generation
 	t0 := s.clock()
 	for len(s.rep.idx) < ds.Rows() {
 		s.rep.idx = append(s.rep.idx, len(s.rep.idx))
 	}
 	net := s.rep.net
-	r, err := train.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.x, &s.rep.labels)
-	if err != nil {
-		return nil, status.Errorf(codes.DataLoss, "step %d on worker %s: %v", req.Step, s.self(), err)
-	}
+	local := engine.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf)
 	computed := s.clock()
-	buf := net.Grads[:len(net.Grads)+protocol.Trailing]
-	tail := buf[len(net.Grads):]
-	tail[0], tail[1], tail[2] = float32(r.LossSum), float32(r.Correct), float32(r.Count)
+	buf := engine.WithTotals(net)
+	engine.PutTotals(buf[len(net.Grads):], local)
 	var stats allreduce.Stats
 	if n > 1 {
 		right := req.Ring[(int(req.Rank)+1)%n]
-		t, err := s.ring.Connect(ctx, right, req.Generation, s.dial)
+		t, err := s.ring.Connect(ctx, right, req.Generation)
 		if err != nil {
-			return nil, status.Errorf(codes.Unavailable, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
+			return nil, protocol.Errorf(codes.Unavailable, protocol.ReasonRing, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
 		}
 		stats, err = allreduce.AllReduce(ctx, t, allreduce.Config{
 			Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
 			FrameBytes: int(s.rep.job.FrameBytes),
 		}, buf)
 		if err != nil {
-			return nil, status.Errorf(codes.Aborted, "step %d generation %d: all-reduce: %v", req.Step, req.Generation, err)
+			return nil, protocol.Errorf(codes.Aborted, protocol.ReasonRing, "step %d generation %d: all-reduce: %v", req.Step, req.Generation, err)
 		}
 	}
 	done := s.clock()
-	s.rep.lastGen = req.Generation
-	if tail[2] <= 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "step %d: the global batch is empty", req.Step)
+	total := engine.ReadTotals(buf[len(net.Grads):])
+	if err := engine.CheckStep(net.Grads, total); err != nil {
+		return nil, protocol.Errorf(codes.OutOfRange, protocol.ReasonNonFinite, "step %d generation %d on worker %s: %v", req.Step, req.Generation, s.self(), err)
 	}
-	if err := model.CheckFinite("all-reduced gradient", buf); err != nil {
-		return nil, status.Errorf(codes.DataLoss, "step %d: %v", req.Step, err)
+	if total.Count <= 0 {
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: the global batch is empty", req.Step)
 	}
-	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: tail[2]}
+	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count)}
 	s.metrics.Step(computed.Sub(t0), done.Sub(computed), stats.BytesSent, stats.BytesRecv)
 	return &pb.StepReport{
-		LossSum: float64(tail[0]), Correct: uint64(tail[1] + 0.5), Count: uint64(tail[2] + 0.5),
+		LossSum: total.LossSum, Correct: uint64(total.Correct), Count: uint64(total.Count),
 		BytesSent: uint64(stats.BytesSent), BytesReceived: uint64(stats.BytesRecv),
 		ComputeSeconds: computed.Sub(t0).Seconds(), AllreduceSeconds: done.Sub(computed).Seconds(),
 	}, nil
@@ -275,7 +259,7 @@ func (s *service) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitRe
 	p := s.rep.pending
 	if req.Apply {
 		if p == nil || p.step != req.Step || p.generation != req.Generation {
-			return nil, status.Errorf(codes.FailedPrecondition, "commit of step %d generation %d, but the held step is %s", req.Step, req.Generation, p)
+			return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonNoState, "commit of step %d generation %d, but the held step is %s", req.Step, req.Generation, p)
 		}
 		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
 	}

@@ -19,15 +19,16 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
 	"github.com/ringtrain/ringtrain/pkg/membership"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/rpcnet"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
@@ -66,6 +67,36 @@ type Config struct {
 	GossipKey []byte
 	// Log receives the worker's logs.
 	Log *slog.Logger
+
+	// Seams for tests (nil: the real thing). Network carries the gRPC
+	// servers and clients (default TCP); StartCluster starts the gossip
+	// member (default membership.Start); Ring connects to the right ring
+	// neighbour (default the gRPC ring service on the worker's server).
+	Network      rpcnet.Network
+	StartCluster func(context.Context, membership.Config) (membership.Cluster, error)
+	Ring         RingNetwork
+}
+
+// RingNetwork connects a worker to its right ring neighbour for one ring
+// generation: the ring transport factory. A new transport (shared memory,
+// say) is added by implementing it, without editing the worker.
+type RingNetwork interface {
+	Connect(ctx context.Context, rightAddr string, generation uint64) (allreduce.Transport, error)
+}
+
+// grpcRing is the default RingNetwork: the gRPC ring service.
+type grpcRing struct {
+	svc  *grpcring.Service
+	dial []grpc.DialOption
+}
+
+func (g grpcRing) Connect(ctx context.Context, right string, generation uint64) (allreduce.Transport, error) {
+	return g.svc.Connect(ctx, right, generation, g.dial...)
+}
+
+// StartGossip is the default Config.StartCluster.
+func StartGossip(ctx context.Context, c membership.Config) (membership.Cluster, error) {
+	return membership.Start(ctx, c)
 }
 
 // Worker is a running worker.
@@ -80,7 +111,7 @@ type Worker struct {
 	cluster membership.Cluster
 	addr    string
 
-	dial grpc.DialOption // transport credentials for outgoing connections
+	dial []grpc.DialOption // network and transport credentials for outgoing connections
 
 	joined chan struct{}
 	once   sync.Once
@@ -101,8 +132,14 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.ProtocolVersion == 0 {
 		cfg.ProtocolVersion = protocol.Version
 	}
+	if cfg.Network == nil {
+		cfg.Network = rpcnet.TCP{}
+	}
+	if cfg.StartCluster == nil {
+		cfg.StartCluster = StartGossip
+	}
 	log := cfg.Log.With("worker", cfg.ID)
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	lis, err := cfg.Network.Listen(cfg.GRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
@@ -122,13 +159,17 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		lis.Close()
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	w.dial = dialTLS
+	w.dial = append([]grpc.DialOption{dialTLS}, cfg.Network.DialOptions()...)
 	w.ring = grpcring.NewService(grpcring.Options{MaxFrameBytes: protocol.MaxFrameBytes, SocketDir: cfg.RingSocketDir})
+	ring := cfg.Ring
+	if ring == nil {
+		ring = grpcRing{svc: w.ring, dial: w.dial}
+	}
 	opts := append(w.ring.ServerOptions(), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
 	opts = append(opts, tlsServer...)
 	w.server = grpc.NewServer(opts...)
-	w.svc = &service{log: log, self: func() string { return w.addr }, ring: w.ring, rep: &replica{}, clock: time.Now,
-		expect: cfg.ExpectModel, dial: dialTLS, metrics: cfg.Metrics}
+	w.svc = &service{log: log, self: func() string { return w.addr }, ring: ring, rep: &replica{}, clock: time.Now,
+		expect: cfg.ExpectModel, metrics: cfg.Metrics}
 	pb.RegisterWorkerServer(w.server, w.svc)
 	w.ring.Register(w.server)
 	w.health = health.NewServer()
@@ -146,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 			go func() { _ = w.server.Serve(local) }()
 		}
 	}
-	cl, err := membership.Start(ctx, membership.Config{
+	cl, err := cfg.StartCluster(ctx, membership.Config{
 		Name: cfg.ID, BindAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Join: cfg.Join,
 		Meta:      membership.Meta{Role: membership.RoleWorker, GRPCAddr: addr, Protocol: cfg.ProtocolVersion, ID: cfg.ID},
 		SecretKey: cfg.GossipKey, Logger: log, Fast: cfg.GossipFast,
@@ -281,7 +322,7 @@ func (w *Worker) findCoordinator() (membership.Member, bool) {
 }
 
 func (w *Worker) joinAt(ctx context.Context, coord membership.Member) error {
-	conn, err := grpc.NewClient(coord.Meta.GRPCAddr, w.dial)
+	conn, err := grpc.NewClient(coord.Meta.GRPCAddr, w.dial...)
 	if err != nil {
 		return fmt.Errorf("dial coordinator %s: %w", coord.Meta.GRPCAddr, err)
 	}
@@ -292,7 +333,7 @@ func (w *Worker) joinAt(ctx context.Context, coord membership.Member) error {
 		WorkerId: w.cfg.ID, GrpcAddr: w.addr, ProtocolVersion: w.cfg.ProtocolVersion, ExpectModel: w.cfg.ExpectModel,
 	})
 	if err != nil {
-		if status.Code(err) == codes.FailedPrecondition {
+		if protocol.ReasonOf(err) == protocol.ReasonMismatch {
 			w.log.Error("the coordinator refused this worker", "reason", status.Convert(err).Message())
 			return fmt.Errorf("%w: %s", ErrRefused, status.Convert(err).Message())
 		}

@@ -9,23 +9,23 @@
 //
 // The states of one step:
 //
-//	          BeginStep
-//	              |
-//	              v
-//	  +------> forming ----(too few workers)----> waiting --(member, tick)--+
-//	  |           |  \                                                      |
-//	  |           |   +--(a member lacks the state)--> fetching --> loading |
-//	  |           |                                        |          |     |
-//	  |           v                                        v          v     |
-//	  |       stepping <-----------------------------------+----------+     |
-//	  |        |  |  \                                                      |
-//	  |        |  |   +--(every worker: non-finite totals)--> Skipped       |
-//	  |        |  v                                                         |
-//	  |        | committing --(every commit answered)--> Done               |
-//	  |        v                                                            |
-//	  +--- checking <--(an RPC failed, a member left, the deadline passed)  |
-//	  ^                                                                     |
-//	  +---------------------------------------------------------------------+
+//	        BeginStep
+//	            |
+//	            v
+//	+------> forming ----(too few workers)----> waiting --(member, tick)--+
+//	|           |  \                                                      |
+//	|           |   +--(a member lacks the state)--> fetching --> loading |
+//	|           |                                        |          |     |
+//	|           v                                        v          v     |
+//	|       stepping <-----------------------------------+----------+     |
+//	|        |  |  \                                                      |
+//	|        |  |   +--(every worker: non-finite totals)--> Skipped       |
+//	|        |  v                                                         |
+//	|        | committing --(every commit answered)--> Done               |
+//	|        v                                                            |
+//	+--- checking <--(an RPC failed, a member left, the deadline passed)  |
+//	^                                                                     |
+//	+---------------------------------------------------------------------+
 //
 // Every attempt that is not committed (aborted or skipped) ends its ring
 // generation: the next attempt runs on a new one, so no frame of an earlier
@@ -796,4 +796,16 @@ func RingIDs(r []RingMember) string {
 		ids[i] = m.ID
 	}
 	return strings.Join(ids, ",")
+}
+
+// Abandon gives up the operation in progress because the caller stopped
+// (its context ended): nothing is held, and the next attempt uses a new
+// ring generation. A decided step cannot be abandoned: the caller finishes
+// its commits first.
+func (c *Core) Abandon() {
+	if c.phase == committing {
+		panic("core: Abandon while committing a decided step")
+	}
+	c.phase, c.st = idle, nil
+	c.newRing = true
 }

@@ -1,0 +1,116 @@
+// Package engine is the computation of a training step on one shard, shared
+// by the single-process trainer and the workers: gather the shard's rows,
+// run forward and backward, and lay the gradient sums and the step's
+// totals out in the one buffer that the all-reduce moves. It also holds the
+// one finiteness check of a step and the evaluation of a data set.
+//
+// It sits between pkg/model (the math) and its callers, and imports
+// nothing that draws or writes files, so a worker binary links only what
+// it computes with.
+package engine
+
+import (
+	"fmt"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
+)
+
+// Trailing is the number of scalars behind the gradient sums in the
+// all-reduced buffer: the loss sum, the correct count and the sample count,
+// in that order (see PutTotals). It fits model.GradTail.
+const Trailing = 3
+
+// Totals are the sums a step produces over its samples.
+type Totals struct {
+	LossSum float64 // sum of per-sample losses
+	Correct int     // samples classified correctly (before the update)
+	Count   int     // samples
+}
+
+// PutTotals writes t into the Trailing scalars of tail.
+func PutTotals(tail []float32, t Totals) {
+	tail[0], tail[1], tail[2] = float32(t.LossSum), float32(t.Correct), float32(t.Count)
+}
+
+// ReadTotals reads the Trailing scalars of tail (after an all-reduce: the
+// sums over the global batch).
+func ReadTotals(tail []float32) Totals {
+	return Totals{LossSum: float64(tail[0]), Correct: int(tail[1] + 0.5), Count: int(tail[2] + 0.5)}
+}
+
+// WithTotals returns net's gradient buffer extended by the Trailing
+// scalars, the buffer the all-reduce moves.
+func WithTotals(net *model.Network) []float32 {
+	return net.Grads[:len(net.Grads)+Trailing]
+}
+
+// Buffers are reusable gather buffers for one shard.
+type Buffers struct {
+	x      []float32
+	labels []int32
+}
+
+func (b *Buffers) sized(rows, features int) ([]float32, []int32) {
+	if cap(b.x) < rows*features {
+		b.x = make([]float32, rows*features)
+	}
+	if cap(b.labels) < rows {
+		b.labels = make([]int32, rows)
+	}
+	return b.x[:rows*features], b.labels[:rows]
+}
+
+// ShardGradients overwrites net's gradients with the gradient sum over the
+// rows of ds named by idx and returns the shard's totals. It does not check
+// finiteness: a worker must take part in the all-reduce whatever its shard
+// gave, so that every replica sees the same totals and the same verdict
+// (CheckStep).
+func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, b *Buffers) Totals {
+	if len(idx) == 0 {
+		net.ZeroGrad()
+		return Totals{}
+	}
+	xb, lb := b.sized(len(idx), ds.Features)
+	ds.Gather(idx, xb, lb)
+	loss, correct := net.Gradients(xb, lb)
+	return Totals{LossSum: loss, Correct: correct, Count: len(idx)}
+}
+
+// CheckStep is the finiteness check of a step, on the gradient sums and the
+// loss sum of the whole global batch: an error wrapping model.ErrNonFinite
+// names the first NaN or infinity. The single-process trainer and every
+// worker (after the all-reduce) apply the same check to the same sums, so
+// they skip the same batches.
+func CheckStep(grads []float32, t Totals) error {
+	if err := model.CheckFinite("gradient", grads); err != nil {
+		return err
+	}
+	return model.CheckFinite("loss", []float32{float32(t.LossSum)})
+}
+
+// evalChunk bounds the rows evaluated at once, and so the activation memory.
+const evalChunk = 256
+
+// Evaluate returns the loss sum and correct count of net over every row of
+// ds, evaluated in chunks to bound memory.
+func Evaluate(net *model.Network, ds *data.Dataset, b *Buffers) (float64, int, error) {
+	if ds.Features != net.Config.Inputs {
+		return 0, 0, fmt.Errorf("data set %s has %d features but the network takes %d inputs", ds.Name, ds.Features, net.Config.Inputs)
+	}
+	var loss float64
+	correct := 0
+	idx := make([]int, 0, evalChunk)
+	for start := 0; start < ds.Rows(); start += evalChunk {
+		idx = idx[:0]
+		for i := start; i < min(start+evalChunk, ds.Rows()); i++ {
+			idx = append(idx, i)
+		}
+		xb, lb := b.sized(len(idx), ds.Features)
+		ds.Gather(idx, xb, lb)
+		l, c := net.Evaluate(xb, lb)
+		loss += l
+		correct += c
+	}
+	return loss, correct, nil
+}
