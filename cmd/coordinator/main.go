@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/ringtrain/ringtrain/pkg/cli"
@@ -14,7 +13,9 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The context's cause records the signal, so that an interrupted run
+	// exits 128+signal (130, 143) rather than 1; see cli.Interrupted.
+	ctx, stop := cli.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var code int
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "healthcheck":

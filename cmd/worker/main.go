@@ -6,14 +6,15 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/ringtrain/ringtrain/pkg/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGTERM or SIGINT: the worker leaves the cluster and exits 0; it holds
+	// no state to resume (see cli.Worker).
+	ctx, stop := cli.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var code int
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		code = cli.Healthcheck(ctx, "worker", os.Args[2:], "127.0.0.1:7071", os.Stderr)

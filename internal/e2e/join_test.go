@@ -29,8 +29,9 @@ func TestWorkerWithAnotherModelIsRefused(t *testing.T) {
 }
 
 // TestSigtermShutdown: a worker that gets SIGTERM leaves the gossip cluster
-// gracefully (the coordinator sees a leave, not a failure, at once), and a
-// coordinator that gets SIGTERM writes its outputs before it exits.
+// gracefully (the coordinator sees a leave, not a failure, at once) and
+// exits 0, and a coordinator that gets SIGTERM writes its outputs before it
+// exits 143.
 func TestSigtermShutdown(t *testing.T) {
 	out := t.TempDir()
 	c, gossip := startCoordinator(t, "--min-workers", "2", "--epochs", "50", "--dataset", "gaussian", "--hidden", "4", "--out", out)
@@ -49,7 +50,9 @@ func TestSigtermShutdown(t *testing.T) {
 	}
 
 	c.signal(t, syscall.SIGTERM)
-	c.wait(t, time.Minute)
+	if code := c.wait(t, time.Minute); code != 143 {
+		t.Fatalf("coordinator exited %d after SIGTERM, want 143 (interrupted, resumable)", code)
+	}
 	for _, f := range []string{"summary.json", "metrics.csv", "model.safetensors"} {
 		if _, err := os.Stat(out + "/" + f); err != nil {
 			t.Fatalf("after SIGTERM: %v", err)

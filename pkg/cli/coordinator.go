@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -122,7 +123,10 @@ func (o *CoordinatorOptions) Validate() error {
 }
 
 // Coordinator runs the coordinator command line and returns the exit code:
-// 0 on success, 2 for invalid flags, 1 for any other failure.
+// 0 on success, 2 for invalid flags, 128+signal (130 for SIGINT, 143 for
+// SIGTERM) when ctx was cancelled with the cause Interrupted and the outputs
+// and checkpoints were saved (the run is resumable), 1 for any other
+// failure, an interrupted run that could not save included.
 func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	opts := DefaultCoordinatorOptions()
 	fs := CoordinatorFlags(&opts, stderr)
@@ -237,11 +241,34 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			"compute_ms_per_step", 1e3*st.ComputeSeconds/float64(sum.Steps), "allreduce_ms_per_step", 1e3*st.AllreduceSeconds/float64(sum.Steps),
 			"bytes_sent_per_worker_per_step", st.BytesSentPerStep)
 	}
-	if err != nil {
+	return exitCode(ctx, err, log)
+}
+
+// exitCode maps the outcome of job.Run to the coordinator's exit code.
+func exitCode(ctx context.Context, err error, log *slog.Logger) int {
+	var done *job.Interrupted
+	var sig Interrupted
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &done) && errors.As(context.Cause(ctx), &sig):
+		code := sig.ExitCode()
+		if done.Checkpoint == "" {
+			log.Warn("interrupted; outputs written, no checkpoint yet: a rerun starts from the beginning",
+				"signal", signalName(sig.Signal), "steps", done.Steps, "exit_code", code)
+		} else {
+			log.Warn("interrupted; outputs and checkpoint written: a rerun resumes from the checkpoint",
+				"signal", signalName(sig.Signal), "steps", done.Steps, "checkpoint", done.Checkpoint,
+				"checkpoint_steps", done.CheckpointSteps, "exit_code", code)
+		}
+		return code
+	case errors.As(context.Cause(ctx), &sig):
+		log.Error("interrupted, and the work done was not all saved", "signal", signalName(sig.Signal), "err", err)
+		return 1
+	default:
 		log.Error("training failed", "err", err)
 		return 1
 	}
-	return 0
 }
 
 // joinable turns a bound gossip address into one a local process can dial.

@@ -142,9 +142,34 @@ type Env struct {
 	Metrics *metrics.Coordinator
 }
 
+// Interrupted is the error Run returns when ctx was cancelled during
+// training and the work done was saved: every output file, the model with
+// the parameters reached, and the checkpoints (the newest attempt
+// succeeded, or none was due yet). A rerun with --resume continues from
+// Checkpoint. A cancelled run that could not save something returns another
+// error, which says what was not saved.
+type Interrupted struct {
+	// Cause is context.Cause of the run's context.
+	Cause error
+	// Steps is the number of steps done when training stopped.
+	Steps int
+	// Checkpoint is the newest checkpoint of the run, the one a rerun
+	// resumes from; "" when there is none yet (a rerun starts anew).
+	Checkpoint string
+	// CheckpointSteps is the steps done at Checkpoint.
+	CheckpointSteps int
+}
+
+func (e *Interrupted) Error() string {
+	return fmt.Sprintf("training interrupted after %d steps: %v", e.Steps, e.Cause)
+}
+
+func (e *Interrupted) Unwrap() error { return e.Cause }
+
 // Run trains the prepared job with exec and writes the outputs. The network
 // in p receives the final parameters. When ctx is cancelled the outputs of
-// the epochs completed so far are still written, and ctx's error returned.
+// the work done so far are still written, and Run returns *Interrupted if
+// they and the checkpoints were saved, or an error saying what was not.
 func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*report.Summary, error) {
 	if env.Now == nil {
 		env.Now = time.Now
@@ -163,9 +188,15 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	}
 	records := append([]report.EpochRecord(nil), p.Start.Records...)
 	hooks.CheckpointEvery = p.Config.CheckpointEvery
+	// The newest checkpoint and the error of the newest attempt (nil once a
+	// later one succeeds): what an interrupted run reports.
+	ckpt := savedCheckpoint{path: p.ResumedFrom, steps: p.Start.Steps}
 	hooks.Checkpoint = func(pos train.Position) error {
 		params, opt, err := exec.State(ctx)
 		if err != nil {
+			if ctx.Err() == nil {
+				ckpt.fail(pos.Steps, err)
+			} // else cut short by the interruption: the previous one stands
 			return err
 		}
 		t0 := env.Now()
@@ -174,8 +205,10 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		}, p.Config.KeepCheckpoints)
 		env.Metrics.Checkpoint(env.Now().Sub(t0), err)
 		if err != nil {
+			ckpt.fail(pos.Steps, err)
 			return err
 		}
+		ckpt = savedCheckpoint{path: path, steps: pos.Steps}
 		env.Log.Info("checkpoint written", "path", path, "steps", pos.Steps)
 		return nil
 	}
@@ -193,6 +226,9 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		"network", p.Model.String(), "params", len(p.Net.Params), "optimizer", p.OptCfg.Kind.String(),
 		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel())
 	res, runErr := train.Resume(ctx, exec, p.Train, p.Test, p.Schedule, p.Start, hooks, env.Log, env.Now)
+	// A run that stopped with an error while ctx is cancelled was
+	// interrupted (the error is ctx's, or a step's cut short by it).
+	interrupted := runErr != nil && ctx.Err() != nil
 	if progress != nil {
 		progress.Done()
 	}
@@ -207,16 +243,46 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	if err != nil && runErr == nil {
 		return nil, fmt.Errorf("fetch final parameters: %w", err)
 	}
+	var notSaved []error
 	if err == nil {
 		copy(p.Net.Params, params)
+	} else {
+		// p.Net holds the parameters the run started from: a model file of
+		// them would pass for the trained one.
+		notSaved = append(notSaved, fmt.Errorf("%s not written: cannot fetch the final parameters: %w", ModelFile, err))
 	}
 	sum := summarize(p, res, exec.WorldSize())
-	if werr := writeOutputs(p, records, sum); werr != nil {
-		return sum, errors.Join(runErr, werr)
+	if werr := writeOutputs(p, records, sum, err == nil); werr != nil {
+		notSaved = append(notSaved, fmt.Errorf("outputs in %s: %w", out, werr))
+	} else {
+		env.Log.Info("outputs written", "dir", out, "test_accuracy", sum.TestAccuracy, "samples_per_second", sum.SamplesPerSecond, "wall_seconds", sum.WallSeconds)
 	}
-	env.Log.Info("outputs written", "dir", out, "test_accuracy", sum.TestAccuracy, "samples_per_second", sum.SamplesPerSecond, "wall_seconds", sum.WallSeconds)
-	return sum, runErr
+	if !interrupted {
+		return sum, errors.Join(append([]error{runErr}, notSaved...)...)
+	}
+	if ckpt.err != nil {
+		from := "the start"
+		if ckpt.path != "" {
+			from = fmt.Sprintf("%s (step %d)", ckpt.path, ckpt.steps)
+		}
+		notSaved = append(notSaved, fmt.Errorf("the checkpoint at step %d was not saved (a rerun resumes from %s): %w", ckpt.errSteps, from, ckpt.err))
+	}
+	if len(notSaved) > 0 {
+		return sum, fmt.Errorf("training stopped after %d steps (%v), and not saved: %w", res.Steps, context.Cause(ctx), errors.Join(notSaved...))
+	}
+	return sum, &Interrupted{Cause: context.Cause(ctx), Steps: res.Steps, Checkpoint: ckpt.path, CheckpointSteps: ckpt.steps}
 }
+
+// savedCheckpoint is the newest checkpoint of a run and the error of the
+// newest attempt, if it failed.
+type savedCheckpoint struct {
+	path     string
+	steps    int
+	err      error
+	errSteps int
+}
+
+func (c *savedCheckpoint) fail(steps int, err error) { c.err, c.errSteps = err, steps }
 
 func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
 	s := &report.Summary{
@@ -235,7 +301,8 @@ func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
 	return s
 }
 
-func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary) error {
+// writeOutputs writes the output files; the model file only if withModel.
+func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary, withModel bool) error {
 	out := p.Config.Out
 	var errs []error
 	if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
@@ -253,8 +320,10 @@ func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary
 	for k, v := range p.Config.Map() {
 		meta["ringtrain.flag."+k] = v
 	}
-	if err := p.Net.SaveFile(filepath.Join(out, ModelFile), meta); err != nil {
-		errs = append(errs, err)
+	if withModel {
+		if err := p.Net.SaveFile(filepath.Join(out, ModelFile), meta); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := report.WriteSummary(filepath.Join(out, SummaryFile), sum); err != nil {
 		errs = append(errs, err)
