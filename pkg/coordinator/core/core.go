@@ -220,6 +220,7 @@ type stepRun struct {
 	pending   map[string]bool // members whose answer is outstanding
 	reports   map[string]Report
 	nonFinite int
+	nfErr     error // the first non-finite report
 	cause     error // why the attempt is aborted (nil: not aborted)
 	reason    string
 	loadErr   bool
@@ -585,7 +586,7 @@ func (c *Core) send(now time.Time) []Action {
 	st.started = now
 	st.pending = map[string]bool{}
 	st.reports = map[string]Report{}
-	st.nonFinite, st.cause, st.reason = 0, nil, ""
+	st.nonFinite, st.nfErr, st.cause, st.reason = 0, nil, nil, ""
 	for _, r := range c.ring {
 		st.pending[r.ID] = true
 	}
@@ -617,6 +618,9 @@ func (c *Core) reported(now time.Time, id string, gen uint64, rep *Report, fail 
 		st.reports[id] = *rep
 	case fail.Kind == FailNonFinite:
 		st.nonFinite++
+		if st.nfErr == nil {
+			st.nfErr = fmt.Errorf("worker %s: %w", id, fail.Err)
+		}
 	case fail.Kind == FailCancelled:
 		// Cancelled because of another failure: says nothing about id.
 		if st.cause == nil {
@@ -643,7 +647,7 @@ func (c *Core) attemptOver(now time.Time) []Action {
 		// held anywhere; the next attempt uses a new generation.
 		c.newRing = true
 		c.phase, c.st = idle, nil
-		return []Action{Skipped{Err: fmt.Errorf("step %d: %w (every worker of generation %d)", st.step, ErrNonFinite, c.generation)}}
+		return []Action{Skipped{Err: fmt.Errorf("step %d: %w: all %d workers of generation %d found it (%v)", st.step, ErrNonFinite, n, c.generation, st.nfErr)}}
 	}
 	if st.cause == nil && st.nonFinite > 0 {
 		return c.fail(fmt.Errorf("%w: %d of %d workers found the totals of step %d non-finite", ErrDiverged, st.nonFinite, n, st.step))
