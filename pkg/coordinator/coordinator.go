@@ -27,8 +27,8 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/coordinator/core"
-	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/membership"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
