@@ -66,8 +66,10 @@ func (s setup) reference(t *testing.T) []float32 {
 	return net.Params
 }
 
-// distributed trains with n in-process workers over real sockets on 127.0.0.1.
-func (s setup) distributed(t *testing.T, n int) ([]float32, *Coordinator) {
+// distributed trains with n in-process workers, over in-memory networks
+// (MakeCluster) or, with real set, over real sockets on 127.0.0.1 with
+// memberlist gossip.
+func (s setup) distributed(t *testing.T, n int, real bool) ([]float32, *Coordinator) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -77,17 +79,27 @@ func (s setup) distributed(t *testing.T, n int) ([]float32, *Coordinator) {
 	}
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	c, err := Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: n, CheckEvery: 5, GossipFast: true, Log: log},
-		Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt})
-	if err != nil {
-		t.Fatal(err)
+	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt}
+	var c *Coordinator
+	if real {
+		c, err = Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: n, CheckEvery: 5, GossipFast: true, Log: log}, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		lw, err := StartLocalWorkers(ctx, LocalOptions{Count: n, JoinAddr: c.GossipAddr(), Fast: true, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lw.Stop()
+	} else {
+		cl, err := MakeCluster(ctx, Config{MinWorkers: n, CheckEvery: 5, Log: log}, job, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		c = cl.Coordinator
 	}
-	defer c.Close()
-	lw, err := StartLocalWorkers(ctx, LocalOptions{Count: n, JoinAddr: c.GossipAddr(), Fast: true, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lw.Stop()
 	if _, err := train.Run(ctx, c, s.train, nil, s.sched, train.Hooks{}, log, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -139,18 +151,23 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 		s := mnistSetup(t, tc.opt, 12)
 		ref := s.reference(t)
 		for _, n := range testWorkerCounts {
-			t.Run(fmt.Sprintf("%s/workers=%d", tc.name, n), func(t *testing.T) {
-				got, c := s.distributed(t, n)
-				d := maxRelDiff(ref, got)
-				t.Logf("max |difference| / max |param| = %.3g; bytes sent per worker per step %d of a %d-byte buffer", d, c.Stats().BytesSentPerStep, 4*len(got))
-				want := float64(2*(n-1)) / float64(n) * float64(4*(len(got)+3)) // gradients + 3 trailing scalars
-				if sent := float64(c.Stats().BytesSentPerStep); math.Abs(sent-want) > 0.02*want {
-					t.Fatalf("a worker sent %.0f bytes per step, want 2(N-1)/N of the buffer = %.0f (within 2%%)", sent, want)
+			for _, real := range []bool{false, true} {
+				if real && (n != 2 || tc.name != "sgd") {
+					continue // one case over real sockets and gossip; the rest in memory
 				}
-				if d > tc.tol {
-					t.Fatalf("parameters differ from the single-process trainer by %.3g of their scale", d)
-				}
-			})
+				t.Run(fmt.Sprintf("%s/workers=%d/real=%v", tc.name, n, real), func(t *testing.T) {
+					got, c := s.distributed(t, n, real)
+					d := maxRelDiff(ref, got)
+					t.Logf("max |difference| / max |param| = %.3g; bytes sent per worker per step %d of a %d-byte buffer", d, c.Stats().BytesSentPerStep, 4*len(got))
+					want := float64(2*(n-1)) / float64(n) * float64(4*(len(got)+3)) // gradients + 3 trailing scalars
+					if sent := float64(c.Stats().BytesSentPerStep); math.Abs(sent-want) > 0.02*want {
+						t.Fatalf("a worker sent %.0f bytes per step, want 2(N-1)/N of the buffer = %.0f (within 2%%)", sent, want)
+					}
+					if d > tc.tol {
+						t.Fatalf("parameters differ from the single-process trainer by %.3g of their scale", d)
+					}
+				})
+			}
 		}
 	}
 }

@@ -168,3 +168,10 @@ func (m *InmemMember) Shutdown() error {
 // Rejoin implements Cluster: an in-memory member never loses touch with its
 // hub.
 func (m *InmemMember) Rejoin() error { return nil }
+
+// Start joins the hub as cfg describes (its Name and Meta; addresses, keys
+// and timings do not apply). It has the signature of membership.Start, so a
+// coordinator or worker built for gossip runs on the hub unchanged.
+func (h *InmemHub) Start(_ context.Context, cfg Config) (Cluster, error) {
+	return h.Join(Member{Name: cfg.Name, Meta: cfg.Meta}), nil
+}
