@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // poolThreads are the thread counts whose results must be bit-identical.
@@ -280,4 +282,32 @@ func TestPoolSgemmNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per call, want 0", allocs)
 	}
+}
+
+// TestPoolWorkersExit: the workers stop on Close and when an unclosed Pool
+// becomes unreachable, so replacing a Pool (Network.SetThreads) leaks none.
+func TestPoolWorkersExit(t *testing.T) {
+	waitGoroutines := func(what string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d goroutines, want at most %d", what, runtime.NumGoroutine(), want)
+			}
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	base := runtime.NumGoroutine()
+	p := NewPool(4)
+	if got := runtime.NumGoroutine(); got != base+3 {
+		t.Fatalf("a 4-thread pool runs %d extra goroutines, want 3", got-base)
+	}
+	p.Close()
+	waitGoroutines("after Close", base)
+	func() {
+		p := NewPool(4)
+		p.For(100, 1, func(lo, hi int) {})
+	}()
+	waitGoroutines("after the pool became unreachable", base)
 }
