@@ -194,7 +194,8 @@ func (c *poolCore) runPart(i int) {
 // threads (grain is the least number of items worth a thread of its own),
 // so with n < 2*grain, or on a one-thread Pool, it is just fn(0, n). The
 // ranges depend only on n, grain and the thread count. fn must be safe to
-// run concurrently on disjoint ranges. A nil Pool runs fn(0, n).
+// run concurrently on disjoint ranges and must not call back into the same
+// Pool (its jobs do not nest). A nil Pool runs fn(0, n).
 func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
