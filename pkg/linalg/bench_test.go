@@ -36,7 +36,13 @@ func (s mlpShape) operands() (a []float32, lda int, b []float32, ldb int, c []fl
 	return randSlice(r, s.m*s.k), lda, randSlice(r, s.k*s.n), ldb, randSlice(r, s.m*s.n)
 }
 
-func benchShape(b *testing.B, g *Gemm, s mlpShape) {
+// sgemmer is what the benchmarks drive: a Gemm or a Pool.
+type sgemmer interface {
+	Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+		b []float32, ldb int, beta float32, c []float32, ldc int)
+}
+
+func benchShape(b *testing.B, g sgemmer, s mlpShape) {
 	a, lda, bm, ldb, c := s.operands()
 	g.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, s.beta, c, s.n) // warm-up: grow workspace
 	b.ResetTimer()
@@ -48,20 +54,24 @@ func benchShape(b *testing.B, g *Gemm, s mlpShape) {
 }
 
 // BenchmarkSgemm measures the five mlp-step GEMMs with every supported
-// kernel (the generic one on fwd1 only; it is an order of magnitude slower).
+// kernel (the generic one on fwd1 only; it is an order of magnitude slower)
+// on a Pool of 1 and 2 threads (threads=1 is a plain Gemm call).
 func BenchmarkSgemm(b *testing.B) {
 	for _, name := range Kernels() {
-		g, err := NewKernel(name)
-		if err != nil {
-			b.Fatal(err)
-		}
 		for _, s := range mlpShapes {
 			if name == KernelGeneric && s.name != "fwd1" {
 				continue
 			}
-			b.Run(fmt.Sprintf("shape=%s/kernel=%s", s.name, name), func(b *testing.B) {
-				benchShape(b, g, s)
-			})
+			for _, th := range []int{1, 2} {
+				p, err := NewPoolKernel(name, th)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Run(fmt.Sprintf("shape=%s/kernel=%s/threads=%d", s.name, name, th), func(b *testing.B) {
+					benchShape(b, p, s)
+				})
+				p.Close()
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package linalg provides the dense float32 kernels the MLP engine needs: a
 // BLIS/GotoBLAS-style single-precision GEMM (Gemm.Sgemm, row-major, all four
-// transpose combinations, alpha/beta) and the level-1 helpers Saxpy and Sdot.
+// transpose combinations, alpha/beta), its multi-threaded form Pool.Sgemm,
+// and the level-1 helpers Saxpy and Sdot.
 //
 // # Route: hand-written Go assembly, no cgo
 //
@@ -47,8 +48,25 @@
 // block of op(B) <= 1 MiB. Each dimension is split into equal blocks (k =
 // 784 becomes two blocks of 392) rounded up to the tile size.
 //
+// # Threads
+//
+// A Pool (NewPool(threads)) runs Sgemm on a fixed set of threads, BLIS
+// style: the caller plus threads-1 persistent workers, each with its own
+// Gemm workspace. It splits only the output, the M and N loops, into a
+// grid of parts made of whole mr x nr tiles; the K sum is never split.
+// Every element of C is therefore produced by the same micro-kernel calls
+// over the same kc blocks as on one thread, and the result is bit-identical
+// for any thread count. (The parts must start on tile boundaries: a full
+// tile applies beta with a fused multiply-add inside the kernel while a
+// partial edge tile is merged unfused, so moving the tile grid would change
+// bits.) The split depends only on the shape and the thread count, and
+// products under about a million multiply-adds per thread are not split.
+// Pool.For splits elementwise loops into contiguous ranges on the same
+// threads. A one-thread Pool has no workers and costs a plain Gemm call.
+//
 // # Concurrency and allocation
 //
 // A Gemm owns its packing buffers: it is not safe for concurrent use, and
-// after the first call at a given size it does not allocate.
+// after the first call at a given size it does not allocate. The same holds
+// for a Pool's Sgemm (one call at a time; no allocation once grown).
 package linalg

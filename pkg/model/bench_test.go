@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,7 +11,17 @@ import (
 // 784-1000-1000-1, ReLU hidden, sigmoid output, BCE, plain SGD lr 0.1,
 // batch 64, float32, one thread, random inputs. After one warm-up epoch it
 // times b.N epochs of 12,800 samples and reports samples/s.
-func BenchmarkMLPStep(b *testing.B) {
+func BenchmarkMLPStep(b *testing.B) { benchMLPStep(b, 1) }
+
+// BenchmarkMLPStepThreads is BenchmarkMLPStep on 1 and 2 threads
+// (Network.SetThreads; the parameters are the same bits either way).
+func BenchmarkMLPStepThreads(b *testing.B) {
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) { benchMLPStep(b, th) })
+	}
+}
+
+func benchMLPStep(b *testing.B, threads int) {
 	const (
 		batch   = 64
 		samples = 12800
@@ -20,10 +31,12 @@ func BenchmarkMLPStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	n.SetThreads(threads)
 	opt, err := NewOptimizer(OptimizerConfig{Kind: SGD, LR: 0.1}, len(n.Params))
 	if err != nil {
 		b.Fatal(err)
 	}
+	opt.SetPool(n.Pool())
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, samples*784)
 	for i := range x {
@@ -47,5 +60,5 @@ func BenchmarkMLPStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(samples*b.N)/time.Since(start).Seconds(), "samples/s")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("kernel %s", n.Kernel())
+	b.Logf("kernel %s, %d threads", n.Kernel(), n.Threads())
 }

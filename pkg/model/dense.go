@@ -23,22 +23,26 @@ type Dense struct {
 // Forward computes the block's output for a batch of rows (x is rows x In,
 // row-major) and keeps what Backward needs. The returned slice is owned by the
 // block and valid until the next Forward.
-func (d *Dense) Forward(g *linalg.Gemm, x []float32, rows int) []float32 {
+func (d *Dense) Forward(p *linalg.Pool, x []float32, rows int) []float32 {
 	d.rows = rows
 	d.x = x[:rows*d.In]
 	d.t = grow(d.t, rows*d.Out)
 	d.out = grow(d.out, rows*d.Out)
 	// t = x W^T: [rows, In] x [In, Out].
-	g.Sgemm(false, true, rows, d.Out, d.In, 1, d.x, d.In, d.W, d.In, 0, d.t, d.Out)
-	if d.B != nil {
-		for r := 0; r < rows; r++ {
-			row := d.t[r*d.Out : (r+1)*d.Out]
-			for j, b := range d.B {
-				row[j] += b
+	p.Sgemm(false, true, rows, d.Out, d.In, 1, d.x, d.In, d.W, d.In, 0, d.t, d.Out)
+	// t += b, out = phi(t), split by rows among the threads.
+	parallelFor(p, rows, d.Out, func(r0, r1 int) {
+		t, out := d.t[r0*d.Out:r1*d.Out], d.out[r0*d.Out:r1*d.Out]
+		if d.B != nil {
+			for r := 0; r+d.Out <= len(t); r += d.Out {
+				row := t[r : r+d.Out]
+				for j, b := range d.B {
+					row[j] += b
+				}
 			}
 		}
-	}
-	d.Act.apply(d.t, d.out, d.Out)
+		d.Act.apply(t, out, d.Out)
+	})
 	return d.out
 }
 
@@ -46,38 +50,45 @@ func (d *Dense) Forward(g *linalg.Gemm, x []float32, rows int) []float32 {
 // accumulates dL/dW and dL/db into DW and DB (criterion B). If dIn is not nil
 // it receives dL/dx (rows x In), criterion A. When preActivation is true dOut
 // already holds dL/dt (a fused loss layer did the activation's part).
-func (d *Dense) Backward(g *linalg.Gemm, dOut []float32, preActivation bool, dIn []float32) {
-	d.backward(g, dOut, preActivation, dIn, true)
+func (d *Dense) Backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn []float32) {
+	d.backward(p, dOut, preActivation, dIn, true)
 }
 
 // backward is Backward; with accumulate false it overwrites DW and DB
 // instead of adding to them, which saves clearing them first.
-func (d *Dense) backward(g *linalg.Gemm, dOut []float32, preActivation bool, dIn []float32, accumulate bool) {
+func (d *Dense) backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn []float32, accumulate bool) {
 	rows := d.rows
 	dt := dOut[:rows*d.Out]
 	if !preActivation {
-		d.Act.backward(d.t, d.out, dt, d.Out)
+		parallelFor(p, rows, d.Out, func(r0, r1 int) {
+			lo, hi := r0*d.Out, r1*d.Out
+			d.Act.backward(d.t[lo:hi], d.out[lo:hi], dt[lo:hi], d.Out)
+		})
 	}
 	// dW += dt^T x: [Out, rows] x [rows, In].
 	beta := float32(1)
 	if !accumulate {
 		beta = 0
 	}
-	g.Sgemm(true, false, d.Out, d.In, rows, 1, dt, d.Out, d.x, d.In, beta, d.DW, d.In)
+	p.Sgemm(true, false, d.Out, d.In, rows, 1, dt, d.Out, d.x, d.In, beta, d.DW, d.In)
 	if d.DB != nil {
-		if !accumulate {
-			clear(d.DB)
-		}
-		for r := 0; r < rows; r++ {
-			row := dt[r*d.Out : (r+1)*d.Out]
-			for j, v := range row {
-				d.DB[j] += v
+		// db += column sums of dt, split by columns: each sum still runs
+		// over the rows in order.
+		parallelFor(p, d.Out, rows, func(j0, j1 int) {
+			db := d.DB[j0:j1]
+			if !accumulate {
+				clear(db)
 			}
-		}
+			for r := 0; r < rows; r++ {
+				for j, v := range dt[r*d.Out+j0 : r*d.Out+j1] {
+					db[j] += v
+				}
+			}
+		})
 	}
 	if dIn != nil {
 		// dx = dt W: [rows, Out] x [Out, In].
-		g.Sgemm(false, false, rows, d.In, d.Out, 1, dt, d.Out, d.W, d.In, 0, dIn[:rows*d.In], d.In)
+		p.Sgemm(false, false, rows, d.In, d.Out, 1, dt, d.Out, d.W, d.In, 0, dIn[:rows*d.In], d.In)
 	}
 }
 

@@ -26,6 +26,18 @@
 // optimizer step, so that the update is the gradient of the mean loss, as in
 // PyTorch, whatever the number of workers.
 //
+// # Threads
+//
+// Network.SetThreads(n) makes a network compute on n threads (New starts
+// with one): the GEMMs run on a linalg.Pool, which splits output tiles and
+// never the K sum, and the elementwise loops (activations and their
+// derivatives, bias and bias gradient, and, once Optimizer.SetPool is given
+// the network's Pool, the SGD, momentum and Adam updates) are split into
+// contiguous ranges when they have at least 32K elements. The loss and its
+// sum stay on one thread. Every value is computed by the same operations in
+// the same order whatever the thread count, so parameters are bit-identical
+// for any n, and replicas with different thread counts stay in step.
+//
 // # Losses (PyTorch conventions, mean over the batch, no factor 1/2)
 //
 //   - MSE: sum over outputs of (y_hat - y)^2, averaged over samples. With one

@@ -98,14 +98,16 @@ func (c Config) NumParams() int {
 
 // Network is a chain of dense blocks ending in a loss layer, with all
 // parameters in one buffer and all gradients in another of the same layout.
-// A Network is not safe for concurrent use.
+// A Network is not safe for concurrent use. It computes on one thread unless
+// SetThreads says otherwise; the results are bit-identical for any number of
+// threads.
 type Network struct {
 	Config Config
 	Layers []*Dense
 	Params []float32
 	Grads  []float32
 
-	gemm  *linalg.Gemm
+	pool  *linalg.Pool // GEMM workspaces and threads
 	delta [2][]float32 // ping-pong buffers for dL/d(activations)
 }
 
@@ -118,7 +120,7 @@ func New(cfg Config, seed uint64) (*Network, error) {
 		Config: cfg,
 		Params: make([]float32, cfg.NumParams()),
 		Grads:  make([]float32, cfg.NumParams(), cfg.NumParams()+GradTail),
-		gemm:   linalg.New(),
+		pool:   linalg.NewPool(1),
 	}
 	w := cfg.Widths()
 	off := 0
@@ -158,7 +160,7 @@ func (n *Network) Forward(x []float32, rows int) []float32 {
 	}
 	h := x
 	for _, l := range n.Layers {
-		h = l.Forward(n.gemm, h, rows)
+		h = l.Forward(n.pool, h, rows)
 	}
 	return h
 }
@@ -217,7 +219,7 @@ func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, acc
 		} else if dx != nil {
 			dIn = dx
 		}
-		l.backward(n.gemm, d, pre, dIn, accumulate)
+		l.backward(n.pool, d, pre, dIn, accumulate)
 		d, pre = dIn, false
 	}
 	return lossSum, correct
@@ -235,7 +237,31 @@ func (n *Network) countCorrect(out []float32, labels []int32) int {
 }
 
 // Kernel names the matrix-multiply kernel in use.
-func (n *Network) Kernel() string { return n.gemm.Kernel() }
+func (n *Network) Kernel() string { return n.pool.Kernel() }
+
+// SetThreads makes the network compute on threads threads (at least 1; New
+// starts with 1): its GEMMs are split among them by output tiles, its
+// elementwise loops by contiguous ranges, and reductions stay serial, so
+// every value is bit-identical to the one-thread result. It replaces the
+// network's Pool; give the new one to the optimizer with
+// Optimizer.SetPool(n.Pool()) so that its updates use the same threads.
+func (n *Network) SetThreads(threads int) {
+	threads = max(threads, 1)
+	if threads == n.pool.Threads() {
+		return
+	}
+	old := n.pool
+	n.pool = linalg.NewPool(threads)
+	// Closing is safe even if an optimizer still holds the old pool: a
+	// closed pool keeps working on one thread, with the same results.
+	old.Close()
+}
+
+// Threads returns the number of threads the network computes on.
+func (n *Network) Threads() int { return n.pool.Threads() }
+
+// Pool returns the network's thread pool, to share with an Optimizer.
+func (n *Network) Pool() *linalg.Pool { return n.pool }
 
 // ErrNonFinite is returned when a buffer holds NaN or Inf.
 var ErrNonFinite = errors.New("non-finite value")

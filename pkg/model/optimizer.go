@@ -97,7 +97,15 @@ type Optimizer struct {
 	// State is empty for SGD, the velocity for Momentum, and m followed by v
 	// for Adam; each of the parameter buffer's length.
 	State []float32
+
+	pool *linalg.Pool // threads for Step; nil means one
 }
+
+// SetPool makes Step split its elementwise update among p's threads
+// (usually the network's, Network.Pool). Every parameter is updated by the
+// same operations, so the result is bit-identical for any thread count. A
+// nil p means one thread, the default.
+func (o *Optimizer) SetPool(p *linalg.Pool) { o.pool = p }
 
 // NewOptimizer returns an optimizer for n parameters.
 func NewOptimizer(cfg OptimizerConfig, n int) (*Optimizer, error) {
@@ -134,35 +142,60 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 	}
 	o.Steps++
 	lr := float32(o.Config.LR)
+	n := len(params)
 	switch o.Config.Kind {
 	case SGD:
 		// p - (lr*scale)*g, rounded as p + (-(lr*scale))*g: the same bits.
-		linalg.Saxpy(-(lr * scale), grads, params)
+		a := -(lr * scale)
+		parallelFor(o.pool, n, 1, func(lo, hi int) {
+			linalg.Saxpy(a, grads[lo:hi], params[lo:hi])
+		})
 	case Momentum:
 		mu := float32(o.Config.Momentum)
-		v := o.State[:len(params)]
-		for i, g := range grads {
-			vi := mu*v[i] + g*scale
-			v[i] = vi
-			params[i] -= lr * vi
-		}
+		v := o.State[:n]
+		parallelFor(o.pool, n, 1, func(lo, hi int) {
+			momentumStep(params[lo:hi], grads[lo:hi], v[lo:hi], mu, lr, scale)
+		})
 	case Adam:
-		n := len(params)
 		m, v := o.State[:n], o.State[n:2*n]
-		b1, b2 := float32(o.Config.Beta1), float32(o.Config.Beta2)
 		t := float64(o.Steps)
 		bc1 := 1 - math.Pow(o.Config.Beta1, t)
 		bc2 := 1 - math.Pow(o.Config.Beta2, t)
-		stepSize := float32(o.Config.LR / bc1)
-		invSqrtBC2 := float32(1 / math.Sqrt(bc2))
-		eps := float32(o.Config.Eps)
-		for i, g := range grads {
-			g *= scale
-			mi := b1*m[i] + (1-b1)*g
-			vi := b2*v[i] + (1-b2)*g*g
-			m[i], v[i] = mi, vi
-			denom := float32(math.Sqrt(float64(vi)))*invSqrtBC2 + eps
-			params[i] -= stepSize * mi / denom
+		c := adamConsts{
+			b1: float32(o.Config.Beta1), b2: float32(o.Config.Beta2),
+			stepSize:   float32(o.Config.LR / bc1),
+			invSqrtBC2: float32(1 / math.Sqrt(bc2)),
+			eps:        float32(o.Config.Eps),
+			scale:      scale,
 		}
+		parallelFor(o.pool, n, 1, func(lo, hi int) {
+			adamStep(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], c)
+		})
+	}
+}
+
+// momentumStep is the momentum update of one range of parameters.
+func momentumStep(params, grads, v []float32, mu, lr, scale float32) {
+	for i, g := range grads {
+		vi := mu*v[i] + g*scale
+		v[i] = vi
+		params[i] -= lr * vi
+	}
+}
+
+// adamConsts are the per-step constants of the Adam update.
+type adamConsts struct {
+	b1, b2, stepSize, invSqrtBC2, eps, scale float32
+}
+
+// adamStep is the Adam update of one range of parameters.
+func adamStep(params, grads, m, v []float32, c adamConsts) {
+	for i, g := range grads {
+		g *= c.scale
+		mi := c.b1*m[i] + (1-c.b1)*g
+		vi := c.b2*v[i] + (1-c.b2)*g*g
+		m[i], v[i] = mi, vi
+		denom := float32(math.Sqrt(float64(vi)))*c.invSqrtBC2 + c.eps
+		params[i] -= c.stepSize * mi / denom
 	}
 }
