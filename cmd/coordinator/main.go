@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ringtrain/ringtrain/pkg/cli"
+	"github.com/ringtrain/ringtrain/pkg/cli/coordcli"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 )
 
@@ -23,7 +24,7 @@ func main() {
 	case len(os.Args) > 1 && os.Args[1] == "gen-certs":
 		code = tlsutil.GenCertsMain(os.Args[2:], os.Stderr)
 	default:
-		code = cli.Coordinator(ctx, os.Args[1:], os.Stderr)
+		code = coordcli.Coordinator(ctx, os.Args[1:], os.Stderr)
 	}
 	stop()
 	os.Exit(code)

@@ -45,18 +45,18 @@ func gossipKey(file string, getenv func(string) string) ([]byte, error) {
 	return key, nil
 }
 
-// operations is what both binaries set up beyond their own flags: TLS,
+// Operations is what both binaries set up beyond their own flags: TLS,
 // the gossip key and the metrics endpoint.
-type operations struct {
-	tls      tlsutil.Config
-	key      []byte
-	registry *prometheus.Registry // nil when metrics are off
-	stop     func()
+type Operations struct {
+	TLS      tlsutil.Config
+	Key      []byte
+	Registry *prometheus.Registry // nil when metrics are off
+	Stop     func()
 }
 
-// setupOperations completes the TLS configuration from the environment,
+// SetupOperations completes the TLS configuration from the environment,
 // validates it, reads the gossip key and starts the metrics endpoint.
-func setupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *slog.Logger) (*operations, error) {
+func SetupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *slog.Logger) (*Operations, error) {
 	tc = tc.FromEnv(os.Getenv)
 	if err := tc.Validate(); err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func setupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *
 	if err != nil {
 		return nil, err
 	}
-	return &operations{tls: tc, key: key, registry: reg, stop: stop}, nil
+	return &Operations{TLS: tc, Key: key, Registry: reg, Stop: stop}, nil
 }
 
 // serveMetrics starts the metrics endpoint when addr is set and returns the
@@ -87,10 +87,10 @@ func serveMetrics(addr string, log *slog.Logger) (*prometheus.Registry, func(), 
 	return reg, func() { _ = srv.Close() }, nil
 }
 
-// parseArgs parses args into fs and refuses positional arguments. It
+// ParseArgs parses args into fs and refuses positional arguments. It
 // returns the exit code to stop with (0 after --help, 2 for a bad flag)
 // and false, or 0 and true to go on.
-func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+func ParseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false

@@ -15,7 +15,7 @@ type Interrupted struct {
 	Signal os.Signal
 }
 
-func (i Interrupted) Error() string { return fmt.Sprintf("interrupted by %s", signalName(i.Signal)) }
+func (i Interrupted) Error() string { return fmt.Sprintf("interrupted by %s", SignalName(i.Signal)) }
 
 // ExitCode is the shell's convention for a process ended by a signal,
 // 128 plus the signal number: 130 for SIGINT, 143 for SIGTERM.
@@ -26,7 +26,8 @@ func (i Interrupted) ExitCode() int {
 	return 1
 }
 
-func signalName(s os.Signal) string {
+// SignalName names a signal as the shell does (SIGTERM).
+func SignalName(s os.Signal) string {
 	switch s {
 	case syscall.SIGINT:
 		return "SIGINT"

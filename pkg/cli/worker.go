@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	"github.com/ringtrain/ringtrain/pkg/worker"
@@ -101,26 +101,26 @@ func (o *WorkerOptions) Validate() error {
 func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	opts := DefaultWorkerOptions()
 	fs := WorkerFlags(&opts, stderr)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
+	if code, ok := ParseArgs(fs, args, stderr); !ok {
 		return code
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "worker: invalid flags:\n%v\n", err)
 		return 2
 	}
-	log, err := job.NewLogger(stderr, opts.LogFormat, opts.LogLevel)
+	log, err := logging.New(stderr, opts.LogFormat, opts.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: --log-level: %v\n", err)
 		return 2
 	}
-	ops, err := setupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
+	ops, err := SetupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 2
 	}
-	defer ops.stop()
-	opts.TLS = ops.tls
-	key, reg := ops.key, ops.registry
+	defer ops.Stop()
+	opts.TLS = ops.TLS
+	key, reg := ops.Key, ops.Registry
 	var wm *metrics.Worker
 	if reg != nil {
 		wm = metrics.NewWorker(reg)

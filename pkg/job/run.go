@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/checkpoint"
@@ -343,27 +342,6 @@ func checkWritable(dir string) error {
 	name := f.Name()
 	f.Close()
 	return os.Remove(name)
-}
-
-// NewLogger returns the slog logger the flags ask for, writing to w.
-func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	lv, err := parseLevel(level)
-	if err != nil {
-		return nil, err
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
-		return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
-	}
-	return lv, nil
 }
 
 func rows(d *data.Dataset) int {

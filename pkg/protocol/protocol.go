@@ -27,6 +27,9 @@ const StateChunkBytes = 1 << 20
 // shard larger than this (a huge full batch) is refused with a clear error.
 const MaxMessageBytes = 64 << 20
 
+// MinFrameBytes is the smallest ring frame size a run may choose.
+const MinFrameBytes = 1 << 10
+
 // MaxFrameBytes is the largest ring frame a worker accepts (the frame size
 // in use is the coordinator's choice, at most this).
 const MaxFrameBytes = 4 << 20

@@ -6,10 +6,11 @@ import (
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/cli"
+	"github.com/ringtrain/ringtrain/pkg/cli/coordcli"
 )
 
 // coordinatorRun is a parsed and validated coordinator command line.
-type coordinatorRun struct{ opts cli.CoordinatorOptions }
+type coordinatorRun struct{ opts coordcli.CoordinatorOptions }
 
 // workerRun is a parsed and validated worker command line.
 type workerRun struct {
@@ -18,14 +19,14 @@ type workerRun struct {
 }
 
 // parseFlags parses args with the flag set of the binary at path, exactly as
-// the binary does (cli.CoordinatorFlags / cli.WorkerFlags), and validates the
+// the binary does (coordcli.CoordinatorFlags / cli.WorkerFlags), and validates the
 // result. An unknown flag, a stray argument or an invalid value is an error.
 func parseFlags(binary string, args []string) (any, error) {
 	var stderr bytes.Buffer
 	switch binary {
 	case coordinatorBinary:
-		opts := cli.DefaultCoordinatorOptions()
-		fs := cli.CoordinatorFlags(&opts, &stderr)
+		opts := coordcli.DefaultCoordinatorOptions()
+		fs := coordcli.CoordinatorFlags(&opts, &stderr)
 		if err := fs.Parse(args); err != nil {
 			return nil, fmt.Errorf("coordinator flags %q: %w", args, err)
 		}

@@ -1,6 +1,8 @@
-package cli
+package coordcli
 
 import (
+	"github.com/ringtrain/ringtrain/pkg/cli"
+
 	"bytes"
 	"context"
 	"os"
@@ -65,10 +67,10 @@ func TestInterruptedCoordinatorExitCode(t *testing.T) {
 		code             int
 		log              string
 	}{
-		{"single-process SIGTERM", []string{"--single-process"}, Interrupted{Signal: syscall.SIGTERM}, false, 143, "signal=SIGTERM"},
-		{"single-process SIGINT", []string{"--single-process"}, Interrupted{Signal: syscall.SIGINT}, false, 130, "signal=SIGINT"},
-		{"local worker SIGTERM", []string{"--local-workers", "1"}, Interrupted{Signal: syscall.SIGTERM}, false, 143, "signal=SIGTERM"},
-		{"checkpoint not saved", []string{"--single-process"}, Interrupted{Signal: syscall.SIGTERM}, true, 1, "not saved: the checkpoint at step"},
+		{"single-process SIGTERM", []string{"--single-process"}, cli.Interrupted{Signal: syscall.SIGTERM}, false, 143, "signal=SIGTERM"},
+		{"single-process SIGINT", []string{"--single-process"}, cli.Interrupted{Signal: syscall.SIGINT}, false, 130, "signal=SIGINT"},
+		{"local worker SIGTERM", []string{"--local-workers", "1"}, cli.Interrupted{Signal: syscall.SIGTERM}, false, 143, "signal=SIGTERM"},
+		{"checkpoint not saved", []string{"--single-process"}, cli.Interrupted{Signal: syscall.SIGTERM}, true, 1, "not saved: the checkpoint at step"},
 		{"cancelled without a signal", []string{"--single-process"}, context.Canceled, false, 1, "training failed"},
 	}
 	for _, tc := range tests {

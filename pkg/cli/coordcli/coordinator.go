@@ -2,7 +2,7 @@
 // flag sets, validation that names the flag at fault, and the wiring from
 // flags to running components. The mains in cmd/ only call Coordinator and
 // Worker; tests run the same functions in-process.
-package cli
+package coordcli
 
 import (
 	"context"
@@ -17,9 +17,14 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/ringtrain/ringtrain/pkg/allreduce"
+	"github.com/ringtrain/ringtrain/pkg/cli"
 	"github.com/ringtrain/ringtrain/pkg/coordinator"
+	"github.com/ringtrain/ringtrain/pkg/coordinator/core"
 	"github.com/ringtrain/ringtrain/pkg/job"
+	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
+	"github.com/ringtrain/ringtrain/pkg/protocol"
 	"github.com/ringtrain/ringtrain/pkg/report"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	"github.com/ringtrain/ringtrain/pkg/trace"
@@ -68,7 +73,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
 	opts.TLS.Bind(fs)
-	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+EnvGossipKey)
+	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+cli.EnvGossipKey)
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve Prometheus metrics on this address at /metrics (empty: off)")
 	fs.StringVar(&opts.TraceFile, "trace", opts.TraceFile, "write a per-step trace in Chrome trace JSON (chrome://tracing, Perfetto) to this file")
 	return fs
@@ -78,7 +83,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
-		StepTimeout: 30 * time.Second, FrameBytes: 512 << 10,
+		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes,
 	}
 }
 
@@ -116,21 +121,21 @@ func (o *CoordinatorOptions) Validate() error {
 	if o.StepTimeout <= 0 {
 		bad("step-timeout", "must be positive, got %v", o.StepTimeout)
 	}
-	if o.FrameBytes < 1024 || o.FrameBytes > 4<<20 || o.FrameBytes%4 != 0 {
-		bad("frame-bytes", "must be a multiple of 4 between 1024 and 4194304, got %d", o.FrameBytes)
+	if o.FrameBytes < protocol.MinFrameBytes || o.FrameBytes > protocol.MaxFrameBytes || o.FrameBytes%4 != 0 {
+		bad("frame-bytes", "must be a multiple of 4 between %d and %d, got %d", protocol.MinFrameBytes, protocol.MaxFrameBytes, o.FrameBytes)
 	}
 	return errors.Join(errs...)
 }
 
 // Coordinator runs the coordinator command line and returns the exit code:
 // 0 on success, 2 for invalid flags, 128+signal (130 for SIGINT, 143 for
-// SIGTERM) when ctx was cancelled with the cause Interrupted and the outputs
+// SIGTERM) when ctx was cancelled with the cause cli.Interrupted and the outputs
 // and checkpoints were saved (the run is resumable), 1 for any other
 // failure, an interrupted run that could not save included.
 func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	opts := DefaultCoordinatorOptions()
 	fs := CoordinatorFlags(&opts, stderr)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
+	if code, ok := cli.ParseArgs(fs, args, stderr); !ok {
 		return code
 	}
 	if opts.LocalWorkers > 0 {
@@ -152,19 +157,19 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: invalid flags:\n%v\n", err)
 		return 2
 	}
-	log, err := job.NewLogger(stderr, opts.Job.LogFormat, opts.Job.LogLevel)
+	log, err := logging.New(stderr, opts.Job.LogFormat, opts.Job.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	ops, err := setupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
+	ops, err := cli.SetupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	defer ops.stop()
-	opts.TLS = ops.tls
-	key, reg := ops.key, ops.registry
+	defer ops.Stop()
+	opts.TLS = ops.TLS
+	key, reg := ops.Key, ops.Registry
 	var cm *metrics.Coordinator
 	if reg != nil {
 		cm = metrics.NewCoordinator(reg)
@@ -247,7 +252,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 // exitCode maps the outcome of job.Run to the coordinator's exit code.
 func exitCode(ctx context.Context, err error, log *slog.Logger) int {
 	var done *job.Interrupted
-	var sig Interrupted
+	var sig cli.Interrupted
 	switch {
 	case err == nil:
 		return 0
@@ -255,15 +260,15 @@ func exitCode(ctx context.Context, err error, log *slog.Logger) int {
 		code := sig.ExitCode()
 		if done.Checkpoint == "" {
 			log.Warn("interrupted; outputs written, no checkpoint yet: a rerun starts from the beginning",
-				"signal", signalName(sig.Signal), "steps", done.Steps, "exit_code", code)
+				"signal", cli.SignalName(sig.Signal), "steps", done.Steps, "exit_code", code)
 		} else {
 			log.Warn("interrupted; outputs and checkpoint written: a rerun resumes from the checkpoint",
-				"signal", signalName(sig.Signal), "steps", done.Steps, "checkpoint", done.Checkpoint,
+				"signal", cli.SignalName(sig.Signal), "steps", done.Steps, "checkpoint", done.Checkpoint,
 				"checkpoint_steps", done.CheckpointSteps, "exit_code", code)
 		}
 		return code
 	case errors.As(context.Cause(ctx), &sig):
-		log.Error("interrupted, and the work done was not all saved", "signal", signalName(sig.Signal), "err", err)
+		log.Error("interrupted, and the work done was not all saved", "signal", cli.SignalName(sig.Signal), "err", err)
 		return 1
 	default:
 		log.Error("training failed", "err", err)
