@@ -2,41 +2,23 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
+	"github.com/ringtrain/ringtrain/internal/testdata"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/report"
 )
 
-// writeNonFiniteCSV writes the seeded CSV of the non-finite skip test of
-// pkg/coordinator (nonfinite_test.go, where the choice of the data is
-// explained): 400 rows of two features around (-1,-1) for class 0 and
-// (+1,+1) for class 1, the label last, and 6 rows spread over the file whose
-// first feature is 3e38 (labelled 1), so that the batches holding them
-// overflow and are skipped (10 of the run's 30).
+// writeNonFiniteCSV writes testdata.NonFiniteCSV (where the choice of
+// the data is explained) into a temporary file.
 func writeNonFiniteCSV(t *testing.T) string {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(1, 11))
-	var b strings.Builder
-	b.WriteString("x1,x2,label\n")
-	for i := range 400 {
-		label := i % 2
-		c := float64(2*label - 1)
-		x1 := float32(c + 0.8*rng.NormFloat64())
-		x2 := float32(c + 0.8*rng.NormFloat64())
-		if i%67 == 33 { // rows 33, 100, 167, 234, 301, 368
-			x1, label = 3e38, 1
-		}
-		fmt.Fprintf(&b, "%s,%s,%d\n", strconv.FormatFloat(float64(x1), 'g', -1, 32), strconv.FormatFloat(float64(x2), 'g', -1, 32), label)
-	}
 	path := filepath.Join(t.TempDir(), "nonfinite.csv")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(testdata.NonFiniteCSV()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -4,13 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/ringtrain/ringtrain/internal/testdata"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,35 +20,12 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
-// writeNonFiniteCSV writes a seeded CSV of 400 rows: two features drawn
-// around (-1,-1) for class 0 and (+1,+1) for class 1, the label last, and 6
-// rows, spread over the file, whose first feature is 3e38. 3e38 is a valid
-// float32, so the CSV loads, but the forward pass of a batch holding such a
-// row overflows, and with --on-nonfinite skip that batch is skipped (with
-// the setup below: 10 of the run's 30 batches, in epochs 1 and 2). Those
-// rows are labelled 1, the class the network comes to predict for a large
-// first feature: a batch whose forward pass stays finite then gets no
-// gradient from the row. With label 0 such a batch would get a gradient of
-// order 1e38, the parameters would blow up, every later batch would be
-// skipped and the comparison would mean nothing. The same generator is in
-// internal/e2e/nonfinite_test.go.
+// writeNonFiniteCSV writes testdata.NonFiniteCSV (where the choice of
+// the data is explained) into a temporary file.
 func writeNonFiniteCSV(t *testing.T) string {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(1, 11))
-	var b strings.Builder
-	b.WriteString("x1,x2,label\n")
-	for i := range 400 {
-		label := i % 2
-		c := float64(2*label - 1)
-		x1 := float32(c + 0.8*rng.NormFloat64())
-		x2 := float32(c + 0.8*rng.NormFloat64())
-		if i%67 == 33 { // rows 33, 100, 167, 234, 301, 368
-			x1, label = 3e38, 1
-		}
-		fmt.Fprintf(&b, "%s,%s,%d\n", strconv.FormatFloat(float64(x1), 'g', -1, 32), strconv.FormatFloat(float64(x2), 'g', -1, 32), label)
-	}
 	path := filepath.Join(t.TempDir(), "nonfinite.csv")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(testdata.NonFiniteCSV()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
