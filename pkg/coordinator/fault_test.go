@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -17,22 +18,45 @@ type event struct {
 	do    func(t *testing.T, f *fixture)
 }
 
+// fixture is a running test cluster: in memory (MakeCluster) or, with
+// real networks, workers with their own gRPC servers and memberlist nodes
+// on 127.0.0.1.
 type fixture struct {
-	c     *Coordinator
+	cl *Cluster // in memory
+
+	c     *Coordinator // real networks
 	first *LocalWorkers
 	added []*LocalWorkers
 	ctx   context.Context
 }
 
 func kill(i int) func(*testing.T, *fixture) {
-	return func(_ *testing.T, f *fixture) { f.first.Workers[i].Kill() }
+	return func(_ *testing.T, f *fixture) {
+		if f.cl != nil {
+			f.cl.Kill(i)
+			return
+		}
+		f.first.Workers[i].Kill()
+	}
 }
 
 func stop(i int) func(*testing.T, *fixture) {
-	return func(_ *testing.T, f *fixture) { f.first.StopWorker(i) }
+	return func(_ *testing.T, f *fixture) {
+		if f.cl != nil {
+			f.cl.Stop(i)
+			return
+		}
+		f.first.StopWorker(i)
+	}
 }
 
 func add(t *testing.T, f *fixture) {
+	if f.cl != nil {
+		if _, err := f.cl.AddWorker(fmt.Sprintf("added-%d", len(f.cl.Workers))); err != nil {
+			t.Error(err)
+		}
+		return
+	}
 	lw, err := StartLocalWorkers(f.ctx, LocalOptions{Count: 1, JoinAddr: f.c.GossipAddr(), IDPrefix: fmt.Sprintf("added-%d-", len(f.added)), Fast: true, Log: testLog(t)})
 	if err != nil {
 		t.Error(err)
@@ -46,18 +70,29 @@ func add(t *testing.T, f *fixture) {
 // applying the events; it returns the parameters and the world size of every
 // step.
 func runWith(t *testing.T, s setup, start int, events []event) ([]float32, map[int]int, Stats) {
-	return runWithMax(t, s, start, 0, events)
+	return runWithMax(t, s, start, 0, false, events)
 }
 
-func runWithMax(t *testing.T, s setup, start, maxWorkers int, events []event) ([]float32, map[int]int, Stats) {
+func runWithMax(t *testing.T, s setup, start, maxWorkers int, real bool, events []event) ([]float32, map[int]int, Stats) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	net, _ := model.New(s.cfg, 1)
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	c, err := Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: 1, MaxWorkers: maxWorkers, CheckEvery: 1, GossipFast: true, Log: log},
-		Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt})
+	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt}
+	f := &fixture{ctx: ctx}
+	var c *Coordinator
+	if !real {
+		cl, err := MakeCluster(ctx, Config{MinWorkers: 1, MaxWorkers: maxWorkers, CheckEvery: 1, Log: log}, job, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		f.cl, c = cl, cl.Coordinator
+		return trainWith(t, ctx, s, c, f, events, log)
+	}
+	c, err := Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: 1, MaxWorkers: maxWorkers, CheckEvery: 1, GossipFast: true, Log: log}, job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +105,18 @@ func runWithMax(t *testing.T, s setup, start, maxWorkers int, events []event) ([
 	for _, w := range first.Workers {
 		<-w.Joined()
 	}
-	f := &fixture{c: c, first: first, ctx: ctx}
+	f.c, f.first = c, first
 	defer func() {
 		for _, lw := range f.added {
 			lw.Stop()
 		}
 	}()
+	return trainWith(t, ctx, s, c, f, events, log)
+}
+
+// trainWith trains on c, applying the events after their steps.
+func trainWith(t *testing.T, ctx context.Context, s setup, c *Coordinator, f *fixture, events []event, log *slog.Logger) ([]float32, map[int]int, Stats) {
+	t.Helper()
 	worlds := map[int]int{}
 	hooks := train.Hooks{Step: func(_, step, _ int, _ int64, _ float64) {
 		worlds[step] = c.WorldSize()
@@ -137,7 +178,7 @@ func TestFailuresDoNotChangeTheResult(t *testing.T) {
 // waits as a spare and takes the place of a worker that crashes.
 func TestSparesReplaceLostWorkers(t *testing.T) {
 	s := mnistSetup(t, model.OptimizerConfig{Kind: model.SGD, LR: 0.1}, 12)
-	_, worlds, st := runWithMax(t, s, 3, 2, []event{{4, kill(0)}})
+	_, worlds, st := runWithMax(t, s, 3, 2, true, []event{{4, kill(0)}})
 	for step := 1; step <= 12; step++ {
 		if worlds[step] != 2 {
 			t.Fatalf("step %d ran on %d workers; with --max-workers 2 and a spare it must stay 2: %v", step, worlds[step], worlds)

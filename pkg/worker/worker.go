@@ -368,6 +368,14 @@ func (w *Worker) stop() {
 	w.log.Info("worker stopped")
 }
 
+// Crash stops the worker's servers abruptly and leaves its gossip member
+// as it is: a crash that failure detection has not noticed yet, so the
+// coordinator learns of it from a failed RPC. For tests.
+func (w *Worker) Crash() {
+	w.server.Stop()
+	_ = w.ring.Close()
+}
+
 // Kill stops the worker abruptly, without leaving the cluster: a crash, for
 // tests of failure handling.
 func (w *Worker) Kill() {
