@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/model"
+)
+
+func testNet(t *testing.T) *model.Network {
+	t.Helper()
+	net, err := model.New(model.Config{Inputs: 2, Hidden: []int{4}, Outputs: 1, Activation: model.ReLU, Output: model.Sigmoid, Loss: model.BCE, Bias: true, Init: model.He}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
+func TestTotalsRoundTrip(t *testing.T) {
+	tail := make([]float32, Trailing)
+	in := Totals{LossSum: 12.5, Correct: 30, Count: 64}
+	PutTotals(tail, in)
+	if got := ReadTotals(tail); got != in {
+		t.Fatalf("got %+v, want %+v", got, in)
+	}
+	if Trailing > model.GradTail {
+		t.Fatalf("%d trailing scalars do not fit the gradient buffer's spare capacity %d", Trailing, model.GradTail)
+	}
+	net := testNet(t)
+	if b := WithTotals(net); len(b) != len(net.Grads)+Trailing || &b[0] != &net.Grads[0] {
+		t.Fatal("WithTotals must extend the gradient buffer in place")
+	}
+}
+
+// TestShardSumsAddUp: the gradient sums of two shards add up to the sum of
+// the whole batch (within float32 rounding of a different order: 1e-5
+// relative to the largest component), and so do the totals.
+func TestShardSumsAddUp(t *testing.T) {
+	ds := &data.Dataset{Name: "t", Features: 2, Classes: 2, Values: []float32{0.5, -1, 2, 0.3, -0.7, 1.1, 1.5, 0.2}, Labels: []int32{0, 1, 1, 0}}
+	net := testNet(t)
+	var b Buffers
+	whole := ShardGradients(net, ds, []int{0, 1, 2, 3}, &b)
+	want := append([]float32(nil), net.Grads...)
+	a := ShardGradients(net, ds, []int{0, 1}, &b)
+	sum := append([]float32(nil), net.Grads...)
+	c := ShardGradients(net, ds, []int{2, 3}, &b)
+	var scale float64
+	for i := range sum {
+		sum[i] += net.Grads[i]
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+	}
+	for i := range sum {
+		if d := math.Abs(float64(sum[i] - want[i])); d > 1e-5*scale {
+			t.Fatalf("gradient[%d]: shards add to %g, the batch gives %g", i, sum[i], want[i])
+		}
+	}
+	if a.Count+c.Count != whole.Count || a.Correct+c.Correct != whole.Correct || math.Abs(a.LossSum+c.LossSum-whole.LossSum) > 1e-5 {
+		t.Fatalf("totals %+v + %+v, want %+v", a, c, whole)
+	}
+	if r := ShardGradients(net, ds, nil, &b); r.Count != 0 || net.Grads[0] != 0 {
+		t.Fatal("an empty shard must give zero gradients")
+	}
+}
+
+func TestCheckStep(t *testing.T) {
+	inf := float32(math.Inf(1))
+	tests := []struct {
+		name  string
+		grads []float32
+		loss  float64
+		bad   bool
+	}{
+		{"finite", []float32{1, -2}, 3, false},
+		{"NaN gradient", []float32{1, float32(math.NaN())}, 3, true},
+		{"infinite gradient", []float32{inf, 0}, 3, true},
+		{"infinite loss", []float32{1, 2}, math.Inf(1), true},
+		{"loss beyond float32", []float32{1, 2}, 1e39, true},
+	}
+	for _, tc := range tests {
+		err := CheckStep(tc.grads, Totals{LossSum: tc.loss, Count: 1})
+		if tc.bad != errors.Is(err, model.ErrNonFinite) {
+			t.Errorf("%s: got %v", tc.name, err)
+		}
+	}
+}
+
+func TestEvaluateRefusesOtherWidth(t *testing.T) {
+	ds := &data.Dataset{Name: "wide", Features: 3, Classes: 2, Values: make([]float32, 3), Labels: []int32{0}}
+	if _, _, err := Evaluate(testNet(t), ds, &Buffers{}); err == nil {
+		t.Fatal("a data set of another width was evaluated")
+	}
+}
