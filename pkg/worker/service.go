@@ -218,8 +218,8 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	engine.PutTotals(buf[len(net.Grads):], local)
 	var stats allreduce.Stats
 	if n > 1 {
-		right := req.Ring[(int(req.Rank)+1)%n]
-		t, err := s.ring.Connect(ctx, right, req.Generation)
+		left, right := req.Ring[(int(req.Rank)+n-1)%n], req.Ring[(int(req.Rank)+1)%n]
+		t, err := s.ring.Connect(ctx, left, right, req.Generation)
 		if err != nil {
 			return nil, protocol.Errorf(codes.Unavailable, protocol.ReasonRing, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
 		}

@@ -77,11 +77,13 @@ type Config struct {
 	Ring         RingNetwork
 }
 
-// RingNetwork connects a worker to its right ring neighbour for one ring
-// generation: the ring transport factory. A new transport (shared memory,
-// say) is added by implementing it, without editing the worker.
+// RingNetwork connects a worker to its ring neighbours for one ring
+// generation: the ring transport factory. The transport sends to the
+// worker at rightAddr and receives from the one at leftAddr (both as
+// advertised). A new transport (shared memory, say) is added by
+// implementing it, without editing the worker.
 type RingNetwork interface {
-	Connect(ctx context.Context, rightAddr string, generation uint64) (allreduce.Transport, error)
+	Connect(ctx context.Context, leftAddr, rightAddr string, generation uint64) (allreduce.Transport, error)
 }
 
 // grpcRing is the default RingNetwork: the gRPC ring service.
@@ -90,7 +92,7 @@ type grpcRing struct {
 	dial []grpc.DialOption
 }
 
-func (g grpcRing) Connect(ctx context.Context, right string, generation uint64) (allreduce.Transport, error) {
+func (g grpcRing) Connect(ctx context.Context, _, right string, generation uint64) (allreduce.Transport, error) {
 	return g.svc.Connect(ctx, right, generation, g.dial...)
 }
 
