@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/logging"
@@ -28,6 +29,7 @@ type WorkerOptions struct {
 	ExpectModel     string
 	GossipFast      bool
 	RingSocketDir   string
+	Threads         int
 	TLS             tlsutil.Config
 	GossipKeyFile   string
 	MetricsAddr     string
@@ -53,6 +55,7 @@ func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", opts.GossipAdvertise, "gossip address other members should use (default: derived)")
 	fs.StringVar(&opts.ExpectModel, "expect-model", opts.ExpectModel, `refuse to train any other model, e.g. "layers=784-1000-1000-1 activation=relu output=sigmoid loss=bce bias=true init=he"`)
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
+	fs.IntVar(&opts.Threads, "threads", opts.Threads, "threads of the engine (0: the CPUs this process may use); results are bit-identical for any count")
 	fs.StringVar(&opts.RingSocketDir, "ring-socket-dir", opts.RingSocketDir, "directory for the Unix socket that ring neighbours on the same host use instead of TCP (empty: TCP only)")
 	opts.TLS.Bind(fs)
 	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+EnvGossipKey)
@@ -67,6 +70,9 @@ func (o *WorkerOptions) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if o.Threads < 0 || o.Threads > 1024 {
+		bad("threads", "must be between 0 (the CPUs this process may use) and 1024, got %d", o.Threads)
 	}
 	if strings.TrimSpace(o.Join) == "" {
 		bad("join", "is required: the gossip address of the coordinator or of any worker")
@@ -125,10 +131,14 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	if reg != nil {
 		wm = metrics.NewWorker(reg)
 	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	w, err := worker.Start(ctx, worker.Config{
 		ID: opts.ID, GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr,
 		GossipAdvertise: opts.GossipAdvertise, Join: splitList(opts.Join), ExpectModel: opts.ExpectModel,
-		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, Log: log,
+		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, Log: log, Threads: threads,
 		TLS: opts.TLS, GossipKey: key, Metrics: wm,
 	})
 	if err != nil {

@@ -69,6 +69,8 @@ type Config struct {
 	Metrics *metrics.Coordinator
 	Trace   *trace.Recorder
 	Log     *slog.Logger
+	// Threads is the thread count of the coordinator's evaluations (0: one).
+	Threads int
 
 	// Seams for tests (nil: the real thing): the network under gRPC
 	// (default TCP), the gossip member (default membership.Start) and the
@@ -228,6 +230,7 @@ func Start(ctx context.Context, cfg Config, j Job) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	evalNet.SetThreads(cfg.Threads)
 	c.evalNet = evalNet
 
 	lis, err := cfg.Network.Listen(cfg.GRPCAddr)

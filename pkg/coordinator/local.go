@@ -37,6 +37,8 @@ type LocalOptions struct {
 	// its id.
 	Registry prometheus.Registerer
 	Log      *slog.Logger
+	// Threads is each worker's engine thread count (0: one).
+	Threads int
 }
 
 // StartLocalWorkers starts the workers and has them join the run.
@@ -55,6 +57,7 @@ func StartLocalWorkers(ctx context.Context, o LocalOptions) (*LocalWorkers, erro
 		w, err := worker.Start(wctx, worker.Config{
 			ID: id, TLS: o.TLS, Metrics: wm, GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
 			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log, RingSocketDir: o.SocketDir,
+			Threads: o.Threads,
 		})
 		if err != nil {
 			cancel()

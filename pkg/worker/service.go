@@ -57,6 +57,7 @@ type service struct {
 	// expect is the model configuration the worker accepts ("" = any).
 	expect  string
 	metrics *metrics.Worker
+	threads int // the engine's threads
 	// lastRequest is when the coordinator last called (unix nanoseconds).
 	lastRequest atomic.Int64
 }
@@ -84,6 +85,8 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	if err != nil {
 		return err
 	}
+	net.SetThreads(s.threads)
+	opt.SetPool(net.Pool())
 	classes := cfg.Outputs
 	if classes == 1 {
 		classes = 2

@@ -65,6 +65,9 @@ type Config struct {
 	Metrics *metrics.Worker
 	// GossipKey enables gossip encryption.
 	GossipKey []byte
+	// Threads is the engine's thread count (0 or 1: one); results do not
+	// depend on it.
+	Threads int
 	// Log receives the worker's logs.
 	Log *slog.Logger
 
@@ -171,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	opts = append(opts, tlsServer...)
 	w.server = grpc.NewServer(opts...)
 	w.svc = &service{log: log, self: func() string { return w.addr }, ring: ring, rep: &replica{}, clock: time.Now,
-		expect: cfg.ExpectModel, metrics: cfg.Metrics}
+		expect: cfg.ExpectModel, metrics: cfg.Metrics, threads: max(cfg.Threads, 1)}
 	pb.RegisterWorkerServer(w.server, w.svc)
 	w.ring.Register(w.server)
 	w.health = health.NewServer()

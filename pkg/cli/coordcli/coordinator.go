@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -31,6 +32,9 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
+// maxThreads bounds --threads.
+const maxThreads = 1024
+
 // CoordinatorOptions are the coordinator's flags beyond the training job's.
 type CoordinatorOptions struct {
 	Job             job.Config
@@ -45,12 +49,15 @@ type CoordinatorOptions struct {
 	StepTimeout     time.Duration
 	FrameBytes      int
 	SingleProcess   bool
-	GossipFast      bool
-	CPUProfile      string
-	TLS             tlsutil.Config
-	GossipKeyFile   string
-	MetricsAddr     string
-	TraceFile       string
+	// Threads is the engine's thread count: of the single-process trainer,
+	// or shared among the local workers (0: the CPUs this process may use).
+	Threads       int
+	GossipFast    bool
+	CPUProfile    string
+	TLS           tlsutil.Config
+	GossipKeyFile string
+	MetricsAddr   string
+	TraceFile     string
 }
 
 // CoordinatorFlags returns the coordinator's flag set bound to opts, which
@@ -70,6 +77,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
+	fs.IntVar(&opts.Threads, "threads", opts.Threads, "threads of the engine: the single-process trainer's, or shared among the --local-workers (0: the CPUs this process may use); results are bit-identical for any count")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
 	opts.TLS.Bind(fs)
@@ -92,6 +100,9 @@ func (o *CoordinatorOptions) Validate() error {
 	errs := []error{o.Job.Validate()}
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if o.Threads < 0 || o.Threads > maxThreads {
+		bad("threads", "must be between 0 (the CPUs this process may use) and %d, got %d", maxThreads, o.Threads)
 	}
 	for name, addr := range map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -206,7 +217,13 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm}
 	var exec train.Executor
 	var dist *coordinator.Coordinator
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	if opts.SingleProcess {
+		p.Net.SetThreads(threads)
+		p.Opt.SetPool(p.Net.Pool())
 		exec, err = train.NewLocalExecutor(p.Net, p.Opt, p.Train)
 		if err != nil {
 			log.Error("cannot start training", "err", err)
@@ -217,7 +234,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
-			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec,
+			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
@@ -226,7 +243,8 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		defer c.Close()
 		if opts.LocalWorkers > 0 {
 			lo := coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log,
-				SocketDir: filepath.Join(os.TempDir(), "ringtrain"), TLS: opts.TLS, Key: key}
+				SocketDir: filepath.Join(os.TempDir(), "ringtrain"), TLS: opts.TLS, Key: key,
+				Threads: max(1, threads/opts.LocalWorkers)}
 			if reg != nil {
 				lo.Registry = reg
 			}
