@@ -261,11 +261,15 @@ func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.
 	c.mu.Lock()
 	clear(c.reports)
 	c.mu.Unlock()
+	var commit *pb.CommitRequest
+	if o := a.Commit; o != nil {
+		commit = &pb.CommitRequest{RunId: c.runID, Generation: o.Generation, Step: uint64(o.Step), Apply: true, WantChecksum: o.WantChecksum}
+	}
 	for i, m := range a.Ring {
 		r := a.Shards[i]
 		req := &pb.StepRequest{
 			RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Ring: addrs, Rank: uint32(i),
-			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]),
+			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit,
 		}
 		w, err := c.conn(m.ID)
 		if err != nil {
@@ -281,8 +285,12 @@ func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.
 			c.mu.Lock()
 			c.reports[m.ID] = rep
 			c.mu.Unlock()
-			post(core.StepReported{ID: m.ID, Generation: a.Generation,
-				Report: core.Report{LossSum: rep.LossSum, Correct: rep.Correct, Count: rep.Count}})
+			ev := core.StepReported{ID: m.ID, Generation: a.Generation,
+				Report: core.Report{LossSum: rep.LossSum, Correct: rep.Correct, Count: rep.Count}}
+			if rep.Commit != nil {
+				ev.Commit = &core.CommitAck{Checksum: rep.Commit.Checksum}
+			}
+			post(ev)
 		})
 	}
 }

@@ -35,6 +35,7 @@ type replica struct {
 	opt     *model.Optimizer
 	loaded  bool // parameters received from the coordinator
 	pending *pendingStep
+	applied *pendingStep // the last step applied (commits are idempotent)
 	buf     engine.Buffers
 	lastGen uint64
 	idx     []int // 0..rows-1 of the current shard, reused
@@ -98,7 +99,7 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	}
 	r := s.rep
 	r.runID, r.job, r.cfg, r.classes, r.net, r.opt = runID, job, cfg, classes, net, opt
-	r.loaded, r.pending, r.lastGen = false, nil, 0
+	r.loaded, r.pending, r.applied, r.lastGen = false, nil, nil, 0
 	return nil
 }
 
@@ -153,7 +154,7 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 	copy(s.rep.opt.State, st.Opt)
 	s.rep.opt.Steps = int64(h.OptimizerSteps)
 	s.rep.loaded = true
-	s.rep.pending = nil
+	s.rep.pending, s.rep.applied = nil, nil
 	s.metrics.StateLoaded()
 	s.log.Info("state loaded", "params", np, "optimizer_values", no, "optimizer_steps", h.OptimizerSteps, "checksum", fmt.Sprintf("%08x", h.Checksum))
 	return stream.SendAndClose(&pb.StateAck{Checksum: h.Checksum})
@@ -200,6 +201,15 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	}
 	if req.Generation < s.rep.lastGen {
 		return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonStaleGeneration, "step %d: ring generation %d is older than %d", req.Step, req.Generation, s.rep.lastGen)
+	}
+	var committed *pb.CommitReport
+	if req.Commit != nil {
+		// The previous step's commit rides on this request.
+		c, err := s.commit(req.Commit)
+		if err != nil {
+			return nil, err
+		}
+		committed = c
 	}
 	if p := s.rep.pending; p != nil {
 		s.log.Warn("discarding an uncommitted step", "step", p.step, "generation", p.generation)
@@ -248,6 +258,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		LossSum: total.LossSum, Correct: uint64(total.Correct), Count: uint64(total.Count),
 		BytesSent: uint64(stats.BytesSent), BytesReceived: uint64(stats.BytesRecv),
 		ComputeSeconds: computed.Sub(t0).Seconds(), AllreduceSeconds: done.Sub(computed).Seconds(),
+		Commit: committed,
 	}, nil
 }
 
@@ -259,15 +270,31 @@ func (s *service) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitRe
 	if err := s.checkRun(req.RunId); err != nil {
 		return nil, err
 	}
-	p := s.rep.pending
-	if req.Apply {
-		if p == nil || p.step != req.Step || p.generation != req.Generation {
-			return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonNoState, "commit of step %d generation %d, but the held step is %s", req.Step, req.Generation, p)
-		}
+	return s.commit(req)
+}
+
+// commit applies (or discards) the held step named by req. It is
+// idempotent: the coordinator may send the commit of a step again (on the
+// next Step request and then explicitly, after an aborted attempt), and a
+// step already applied is acknowledged without being applied twice.
+// s.rep.mu must be held.
+func (s *service) commit(req *pb.CommitRequest) (*pb.CommitReport, error) {
+	p, done := s.rep.pending, s.rep.applied
+	switch {
+	case !req.Apply:
+		s.rep.pending = nil
+	case p != nil && p.step == req.Step && p.generation == req.Generation:
 		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
+		s.rep.pending, s.rep.applied = nil, p
+		s.metrics.Commit(true)
+	case done != nil && done.step == req.Step && done.generation == req.Generation:
+		// Applied already: acknowledge again.
+	default:
+		return nil, protocol.Errorf(codes.FailedPrecondition, protocol.ReasonNoState, "commit of step %d generation %d, but the held step is %s", req.Step, req.Generation, p)
 	}
-	s.metrics.Commit(req.Apply)
-	s.rep.pending = nil
+	if !req.Apply {
+		s.metrics.Commit(false)
+	}
 	rep := &pb.CommitReport{OptimizerSteps: uint64(s.rep.opt.Steps)}
 	if req.WantChecksum {
 		rep.Checksum = model.Checksum(s.rep.net.Params)

@@ -9,23 +9,27 @@
 //
 // The states of one step:
 //
-//	        BeginStep
-//	            |
-//	            v
-//	+------> forming ----(too few workers)----> waiting --(member, tick)--+
-//	|           |  \                                                      |
-//	|           |   +--(a member lacks the state)--> fetching --> loading |
-//	|           |                                        |          |     |
-//	|           v                                        v          v     |
-//	|       stepping <-----------------------------------+----------+     |
-//	|        |  |  \                                                      |
-//	|        |  |   +--(every worker: non-finite totals)--> Skipped       |
-//	|        |  v                                                         |
-//	|        | committing --(every commit answered)--> Done               |
-//	|        v                                                            |
-//	+--- checking <--(an RPC failed, a member left, the deadline passed)  |
-//	^                                                                     |
-//	+---------------------------------------------------------------------+
+//	          BeginStep
+//	              |
+//	              v
+//	  +------> forming ----(too few workers)----> waiting --(member, tick)--+
+//	  |           |  \                                                      |
+//	  |           |   +--(the ring changes: the held commit goes out)-->   |
+//	  |           |        committing --> fetching --> loading ------------+
+//	  |           v                                        |                |
+//	  |       stepping <-----------------------------------+----------------+
+//	  |        |  |  \
+//	  |        |  |   +--(every worker: non-finite totals)--> Skipped
+//	  |        |  v
+//	  |        |  Done (decided; its commit is held)
+//	  |        v
+//	  +--- checking <--(an RPC failed, a member left, the deadline passed)
+//
+// A decided step is applied by every survivor or by none: its commit is
+// held and rides on the next step's requests when that step runs on the
+// same ring (one round trip less per step); otherwise (the ring changes,
+// an attempt failed, the state is read for an evaluation or a checkpoint)
+// it goes out explicitly first. Workers apply a commit idempotently.
 //
 // Every attempt that is not committed (aborted or skipped) ends its ring
 // generation: the next attempt runs on a new one, so no frame of an earlier
@@ -200,6 +204,10 @@ type Core struct {
 
 	phase phase
 	st    *stepRun
+	// held is the decided step whose commit has not reached every worker
+	// of its ring yet: it rides on the next step's request, or goes out
+	// explicitly before anything else happens.
+	held *held
 	// Refresh or fetch bookkeeping: the candidates not yet tried.
 	candidates []string
 	fetchErrs  []error
@@ -224,8 +232,18 @@ type stepRun struct {
 	cause     error // why the attempt is aborted (nil: not aborted)
 	reason    string
 	loadErr   bool
-	checksums map[string]uint32
-	check     bool
+	carried   bool // the attempt's requests carry the held commit
+}
+
+// held is a decided step's commit on its way to the ring that decided it.
+type held struct {
+	generation uint64
+	step       int
+	ids        []string // the ring that decided it: each member applies it
+	check      bool     // compare the parameters' checksums after it
+	acked      map[string]bool
+	sums       map[string]uint32
+	pending    map[string]bool // explicit Commit RPCs outstanding
 }
 
 // New returns a core whose replicas hold `committed` updates and whose
@@ -291,7 +309,16 @@ func (c *Core) BeginRefresh(now time.Time) []Action {
 	if c.phase != idle {
 		panic(fmt.Sprintf("core: BeginRefresh in phase %s", c.phase))
 	}
+	if c.held != nil {
+		return c.commitHeld(now)
+	}
+	return c.refresh()
+}
+
+// refresh fetches the state unless the driver's copy is current.
+func (c *Core) refresh() []Action {
 	if c.stateSteps == c.committed {
+		c.phase = idle
 		return []Action{StateReady{}}
 	}
 	c.phase = refreshing
@@ -318,9 +345,9 @@ func (c *Core) Handle(now time.Time, ev Event) []Action {
 	case StateLoaded:
 		return c.loaded(now, e)
 	case StepReported:
-		return c.reported(now, e.ID, e.Generation, &e.Report, nil)
+		return c.reported(now, e.ID, e.Generation, &e.Report, e.Commit, nil)
 	case StepFailed:
-		return c.reported(now, e.ID, e.Generation, nil, &e)
+		return c.reported(now, e.ID, e.Generation, nil, nil, &e)
 	case DeadlinePassed:
 		if c.phase == stepping && e.Generation == c.generation {
 			return c.abort(fmt.Errorf("step %d did not finish within its deadline of %v", c.st.step, e.After), ReasonDeadline)
@@ -375,8 +402,12 @@ func (c *Core) memberGone(id string, cause error) []Action {
 		if c.inRing(id) {
 			return c.abort(cause, ReasonGossip)
 		}
-	case loading, committing:
+	case loading:
 		if c.st.pending[id] {
+			return []Action{CancelMember{ID: id, Cause: cause}}
+		}
+	case committing:
+		if c.held != nil && c.held.pending[id] {
 			return []Action{CancelMember{ID: id, Cause: cause}}
 		}
 	case fetching, refreshing:
@@ -455,7 +486,12 @@ func (c *Core) form(now time.Time) []Action {
 			fresh = append(fresh, m.id)
 		}
 	}
-	if slices.Equal(ring, c.ring) && !c.newRing && len(fresh) == 0 {
+	same := slices.Equal(ring, c.ring) && !c.newRing && len(fresh) == 0
+	if c.held != nil && (!same || !slices.Equal(c.held.ids, ringIDList(ring))) {
+		// The next attempt cannot carry the held commit to its ring.
+		return c.commitHeld(now)
+	}
+	if same {
 		return c.send(now)
 	}
 	c.ring = ring
@@ -590,10 +626,15 @@ func (c *Core) send(now time.Time) []Action {
 	for _, r := range c.ring {
 		st.pending[r.ID] = true
 	}
-	return []Action{SendStep{
+	s := SendStep{
 		Generation: c.generation, Step: st.step, Attempt: st.attempt, Ring: slices.Clone(c.ring),
 		Shards: shard.Split(st.batch, len(c.ring)), Deadline: c.StepDeadline(),
-	}}
+	}
+	st.carried = c.held != nil
+	if h := c.held; h != nil {
+		s.Commit = &CommitOrder{Generation: h.generation, Step: h.step, WantChecksum: h.check}
+	}
+	return []Action{s}
 }
 
 // abort cancels the attempt in progress; it ends once every member has
@@ -606,7 +647,7 @@ func (c *Core) abort(cause error, reason string) []Action {
 	return []Action{Cancel{Generation: c.generation, Cause: cause}}
 }
 
-func (c *Core) reported(now time.Time, id string, gen uint64, rep *Report, fail *StepFailed) []Action {
+func (c *Core) reported(now time.Time, id string, gen uint64, rep *Report, ack *CommitAck, fail *StepFailed) []Action {
 	st := c.st
 	if c.phase != stepping || gen != c.generation || !st.pending[id] {
 		return nil // stale: an earlier generation, or an answer already counted
@@ -616,6 +657,10 @@ func (c *Core) reported(now time.Time, id string, gen uint64, rep *Report, fail 
 	switch {
 	case rep != nil:
 		st.reports[id] = *rep
+		if st.carried && ack != nil {
+			c.held.acked[id] = true
+			c.held.sums[id] = ack.Checksum
+		}
 	case fail.Kind == FailNonFinite:
 		st.nonFinite++
 		if st.nfErr == nil {
@@ -665,18 +710,92 @@ func (c *Core) attemptOver(now time.Time) []Action {
 		st.cause, st.reason = fmt.Errorf("the ring counted %d samples in step %d, the batch has %d", first.Count, st.step, st.batch), ReasonOther
 		return c.aborted(now)
 	}
-	// Decided: every survivor applies the step.
-	c.phase = committing
+	// The carried commit of the previous step reached every member.
+	var acts []Action
+	if st.carried {
+		if acts = c.resolveHeld(); len(acts) > 0 {
+			return acts
+		}
+	}
+	// Decided: every survivor applies the step, when its commit reaches it
+	// (on the next step's request, or explicitly).
 	c.committed++
-	st.check = c.cfg.CheckEvery > 0 && (st.step+1)%c.cfg.CheckEvery == 0
-	st.checksums = map[string]uint32{}
-	st.pending = map[string]bool{}
 	ids := make([]string, n)
 	for i, r := range c.ring {
 		ids[i] = r.ID
-		st.pending[r.ID] = true
 	}
-	return []Action{Commit{Generation: c.generation, Step: st.step, IDs: ids, WantChecksum: st.check, Timeout: c.StepDeadline()}}
+	c.held = &held{
+		generation: c.generation, step: st.step, ids: ids,
+		check: c.cfg.CheckEvery > 0 && (st.step+1)%c.cfg.CheckEvery == 0,
+		acked: map[string]bool{}, sums: map[string]uint32{},
+	}
+	took := now.Sub(st.started)
+	if c.ewma == 0 {
+		c.ewma = took
+	} else {
+		c.ewma = (4*c.ewma + took) / 5
+	}
+	c.world = n
+	done := Done{Result: first, Step: st.step, Generation: c.generation, World: n, Attempts: st.attempt, Took: took}
+	if !st.firstAbort.IsZero() {
+		done.Recovery = now.Sub(st.firstAbort)
+	}
+	c.phase, c.st = idle, nil
+	return []Action{done}
+}
+
+// commitHeld sends the held commit explicitly to the members of its ring
+// that have not acknowledged it; the operation in progress (a step or a
+// refresh) goes on once every one has answered.
+func (c *Core) commitHeld(now time.Time) []Action {
+	h := c.held
+	c.phase = committing
+	h.pending = map[string]bool{}
+	var ids []string
+	for _, id := range h.ids {
+		if !h.acked[id] {
+			h.pending[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return c.heldDone(now)
+	}
+	return []Action{Commit{Generation: h.generation, Step: h.step, IDs: ids, WantChecksum: h.check, Timeout: c.TransferDeadline()}}
+}
+
+// resolveHeld compares the checksums the held commit returned and drops it;
+// it returns Failed if replicas differ.
+func (c *Core) resolveHeld() []Action {
+	h := c.held
+	c.held = nil
+	if !h.check {
+		return nil
+	}
+	var ok []string
+	for _, id := range h.ids {
+		if _, has := h.sums[id]; has && h.acked[id] {
+			ok = append(ok, id)
+		}
+	}
+	for _, id := range ok[min(1, len(ok)):] {
+		if h.sums[id] != h.sums[ok[0]] {
+			return c.fail(fmt.Errorf("%w after step %d: worker %s has checksum %08x, worker %s %08x",
+				ErrDiverged, h.step, ok[0], h.sums[ok[0]], id, h.sums[id]))
+		}
+	}
+	return nil
+}
+
+// heldDone continues what the explicit commit interrupted.
+func (c *Core) heldDone(now time.Time) []Action {
+	if acts := c.resolveHeld(); len(acts) > 0 {
+		return acts
+	}
+	if c.st != nil {
+		return c.form(now)
+	}
+	return c.refresh()
 }
 
 // aborted ends an aborted attempt: the ring's members are health-checked
@@ -721,52 +840,27 @@ func (c *Core) healthChecked(now time.Time, e HealthChecked) []Action {
 }
 
 func (c *Core) commitDone(now time.Time, e CommitDone) []Action {
-	st := c.st
-	if c.phase != committing || e.Generation != c.generation || !st.pending[e.ID] {
+	h := c.held
+	if c.phase != committing || h == nil || e.Generation != h.generation || !h.pending[e.ID] {
 		return nil
 	}
-	delete(st.pending, e.ID)
+	delete(h.pending, e.ID)
 	var acts []Action
 	if e.Err != nil {
 		// The others applied the step; this one may or may not have. It
 		// reloads the state before it trains again.
-		acts = append(acts, c.suspect(now, e.ID, fmt.Errorf("commit of step %d: %w", st.step, e.Err))...)
+		acts = append(acts, c.suspect(now, e.ID, fmt.Errorf("commit of step %d: %w", h.step, e.Err))...)
 	} else {
 		if m := c.members[e.ID]; m != nil {
 			m.failures = 0
 		}
-		if st.check {
-			st.checksums[e.ID] = e.Checksum
-		}
+		h.acked[e.ID] = true
+		h.sums[e.ID] = e.Checksum
 	}
-	if len(st.pending) > 0 {
+	if len(h.pending) > 0 {
 		return acts
 	}
-	var ok []string
-	for _, r := range c.ring {
-		if _, has := st.checksums[r.ID]; has {
-			ok = append(ok, r.ID)
-		}
-	}
-	for _, id := range ok[min(1, len(ok)):] {
-		if st.checksums[id] != st.checksums[ok[0]] {
-			return append(acts, c.fail(fmt.Errorf("%w after step %d: worker %s has checksum %08x, worker %s %08x",
-				ErrDiverged, st.step, ok[0], st.checksums[ok[0]], id, st.checksums[id]))...)
-		}
-	}
-	took := now.Sub(st.started)
-	if c.ewma == 0 {
-		c.ewma = took
-	} else {
-		c.ewma = (4*c.ewma + took) / 5
-	}
-	c.world = len(c.ring)
-	done := Done{Result: st.reports[c.ring[0].ID], Step: st.step, Generation: c.generation, World: c.world, Attempts: st.attempt, Took: took}
-	if !st.firstAbort.IsZero() {
-		done.Recovery = now.Sub(st.firstAbort)
-	}
-	c.phase, c.st = idle, nil
-	return append(acts, done)
+	return append(acts, c.heldDone(now)...)
 }
 
 func (c *Core) fail(err error) []Action {
@@ -781,6 +875,14 @@ func (c *Core) sortedMembers() []*member {
 	}
 	slices.SortFunc(ms, func(a, b *member) int { return cmp.Compare(a.id, b.id) })
 	return ms
+}
+
+func ringIDList(r []RingMember) []string {
+	out := make([]string, len(r))
+	for i, m := range r {
+		out[i] = m.ID
+	}
+	return out
 }
 
 func boolOrder(a, b bool) int {

@@ -116,23 +116,50 @@ func (h *harness) healthyAll(c CheckHealth) []Action {
 	return out
 }
 
-// begin starts a step and loads the state where asked, returning SendStep.
-func (h *harness) begin(step, batch int) SendStep {
+// settle answers explicit commits, fetches and loads with success until
+// acts hold something else.
+func (h *harness) settle(acts []Action) []Action {
 	h.t.Helper()
-	acts := h.c.BeginStep(h.now, step, batch)
-	if has[LoadState](acts) {
-		acts = h.loadAll(acts)
+	for range 10 {
+		switch {
+		case has[Commit](acts):
+			acts = h.commitAll(get[Commit](h.t, acts))
+		case has[FetchState](acts):
+			acts = h.do(StateFetched{ID: get[FetchState](h.t, acts).ID, Steps: h.c.Committed()})
+		case has[LoadState](acts):
+			acts = h.loadAll(acts)
+		default:
+			return acts
+		}
 	}
-	return get[SendStep](h.t, acts)
+	h.t.Fatalf("no end to the set-up: %s", describe(acts))
+	return nil
 }
 
-// fullStep runs a step to its commit and returns Done.
+// begin starts a step, settling commits and state transfers, and returns
+// SendStep.
+func (h *harness) begin(step, batch int) SendStep {
+	h.t.Helper()
+	return get[SendStep](h.t, h.settle(h.c.BeginStep(h.now, step, batch)))
+}
+
+// fullStep runs a step to its decision and returns Done.
 func (h *harness) fullStep(step, batch int) Done {
 	h.t.Helper()
 	s := h.begin(step, batch)
-	c := get[Commit](h.t, h.report(s, Report{Count: uint64(batch), Correct: 3, LossSum: 1.5}))
 	h.advance(10 * time.Millisecond)
-	return get[Done](h.t, h.commitAll(c))
+	return get[Done](h.t, h.report(s, Report{Count: uint64(batch), Correct: 3, LossSum: 1.5}))
+}
+
+// reportAcked answers a SendStep that carries a commit: every member
+// reports rep and acknowledges the commit with the checksum sums[id].
+func (h *harness) reportAcked(s SendStep, rep Report, sums map[string]uint32) []Action {
+	h.t.Helper()
+	var out []Action
+	for _, r := range s.Ring {
+		out = append(out, h.do(StepReported{ID: r.ID, Generation: s.Generation, Report: rep, Commit: &CommitAck{Checksum: sums[r.ID]}})...)
+	}
+	return out
 }
 
 func ringIDs(r []RingMember) []string {
@@ -159,19 +186,34 @@ func TestFirstStepLoadsStateAndCommits(t *testing.T) {
 	if len(s.Shards) != 2 || s.Shards[0].End-s.Shards[0].Start != 5 || s.Shards[1].End != 10 {
 		t.Fatalf("shards %v, want two contiguous halves of 10", s.Shards)
 	}
-	c := get[Commit](t, h.report(s, Report{Count: 10, Correct: 4}))
+	acts = h.report(s, Report{Count: 10, Correct: 4})
+	d := get[Done](t, acts)
+	if has[Commit](acts) {
+		t.Fatal("the commit of a decided step must wait for the next request")
+	}
 	if h.c.Committed() != 1 {
 		t.Fatalf("committed %d after the decision, want 1", h.c.Committed())
 	}
-	d := get[Done](t, h.commitAll(c))
 	if d.Result.Count != 10 || d.World != 2 || d.Recovery != 0 {
 		t.Fatalf("done %+v", d)
 	}
-	// The same members: the next step reuses the generation, no loads.
-	s2 := get[SendStep](t, h.c.BeginStep(h.now, 1, 10))
-	if s2.Generation != 1 {
-		t.Fatalf("an unchanged ring must keep its generation, got %d", s2.Generation)
+	// The same members: the next step reuses the generation, no loads, and
+	// its requests carry the commit of step 0.
+	acts = h.c.BeginStep(h.now, 1, 10)
+	s2 := get[SendStep](t, acts)
+	if s2.Generation != 1 || s2.Commit == nil || s2.Commit.Step != 0 || s2.Commit.Generation != 1 || has[Commit](acts) {
+		t.Fatalf("an unchanged ring keeps its generation and carries the commit: %s", describe(acts))
 	}
+	get[Done](t, h.reportAcked(s2, Report{Count: 10}, nil))
+	// Before the state is read (evaluation, checkpoint) the held commit
+	// goes out explicitly, then the state is fetched.
+	acts = h.c.BeginRefresh(h.now)
+	c := get[Commit](t, acts)
+	if c.Step != 1 || len(c.IDs) != 2 {
+		t.Fatalf("explicit commit %+v", c)
+	}
+	f := get[FetchState](t, h.commitAll(c))
+	get[StateReady](t, h.do(StateFetched{ID: f.ID, Steps: 2}))
 }
 
 func TestTransitions(t *testing.T) {
@@ -196,12 +238,18 @@ func TestTransitions(t *testing.T) {
 			}
 			// The next step (the same step number: nothing was committed)
 			// runs on a new generation, so frames of the skipped attempt
-			// cannot be taken for the next one's.
-			s2 := get[SendStep](t, h.c.BeginStep(h.now, 1, 8))
-			if s2.Generation == s.Generation {
-				t.Fatalf("the step after a skip reuses generation %d", s.Generation)
+			// cannot be taken for the next one's. The skipped attempt's
+			// reports did not acknowledge the commit of step 0 it carried,
+			// so that goes out explicitly first (workers apply it once).
+			acts = h.c.BeginStep(h.now, 1, 8)
+			if c := get[Commit](t, acts); c.Step != 0 {
+				t.Fatalf("explicit commit of step %d, want 0", c.Step)
 			}
-			d := get[Done](t, h.commitAll(get[Commit](t, h.report(s2, Report{Count: 8}))))
+			s2 := get[SendStep](t, h.settle(acts))
+			if s2.Generation == s.Generation || s2.Commit != nil {
+				t.Fatalf("the step after a skip: generation %d (skipped %d), carried commit %v", s2.Generation, s.Generation, s2.Commit)
+			}
+			d := get[Done](t, h.report(s2, Report{Count: 8}))
 			if d.Attempts != 1 {
 				t.Fatalf("attempts %d, want 1", d.Attempts)
 			}
@@ -241,12 +289,21 @@ func TestTransitions(t *testing.T) {
 			if sus.ID != "w1" || sus.RetryIn != DefaultBackoffBase {
 				t.Fatalf("suspected %+v", sus)
 			}
+			// Step 0's commit rode on the aborted attempt: unacknowledged,
+			// it goes out explicitly before the ring changes.
+			c := get[Commit](t, acts)
+			if c.Step != 0 || len(c.IDs) != 3 {
+				t.Fatalf("explicit commit %+v", c)
+			}
+			acts = h.do(CommitDone{ID: "w0", Generation: c.Generation})
+			acts = append(acts, h.do(CommitDone{ID: "w1", Generation: c.Generation, Err: errors.New("refused")})...)
+			acts = append(acts, h.do(CommitDone{ID: "w2", Generation: c.Generation})...)
 			s2 := get[SendStep](t, acts)
 			if !slices.Equal(ringIDs(s2.Ring), []string{"w0", "w2"}) || s2.Generation != s.Generation+1 || s2.Attempt != 2 {
 				t.Fatalf("retry on %v generation %d attempt %d", ringIDs(s2.Ring), s2.Generation, s2.Attempt)
 			}
 			h.advance(50 * time.Millisecond)
-			d := get[Done](t, h.commitAll(get[Commit](t, h.report(s2, Report{Count: 9}))))
+			d := get[Done](t, h.report(s2, Report{Count: 9}))
 			if d.Attempts != 2 || d.Recovery != 50*time.Millisecond || d.World != 2 {
 				t.Fatalf("done %+v", d)
 			}
@@ -270,34 +327,38 @@ func TestTransitions(t *testing.T) {
 					t.Fatalf("%T of generation %d gave %s", ev, s.Generation, describe(acts))
 				}
 			}
-			get[Done](t, h.commitAll(get[Commit](t, h.report(s2, Report{Count: 4}))))
+			get[Done](t, h.report(s2, Report{Count: 4}))
 		}},
 		{"a crash during commit: the step counts, the worker reloads", func(t *testing.T) {
 			h := newHarness(t, Config{}, "w0", "w1", "w2")
 			h.fullStep(0, 6)
 			s := h.begin(1, 6)
-			c := get[Commit](t, h.report(s, Report{Count: 6}))
+			get[Done](t, h.reportAcked(s, Report{Count: 6}, nil))
+			// A checkpoint reads the state: the commit of step 1 goes out.
+			c := get[Commit](t, h.c.BeginRefresh(h.now))
 			h.do(CommitDone{ID: "w0", Generation: c.Generation})
 			acts := h.do(CommitDone{ID: "w1", Generation: c.Generation, Err: errors.New("connection reset")})
 			if get[Suspected](t, acts).ID != "w1" {
 				t.Fatal("w1 must be suspect")
 			}
-			d := get[Done](t, h.do(CommitDone{ID: "w2", Generation: c.Generation}))
-			if h.c.Committed() != 2 || d.World != 3 {
-				t.Fatalf("committed %d world %d", h.c.Committed(), d.World)
+			acts = h.do(CommitDone{ID: "w2", Generation: c.Generation})
+			get[StateReady](t, h.do(StateFetched{ID: get[FetchState](t, acts).ID, Steps: 2}))
+			if h.c.Committed() != 2 {
+				t.Fatalf("committed %d", h.c.Committed())
 			}
 			// Next step: w1 is left out while suspect, a new generation.
 			acts = h.c.BeginStep(h.now, 2, 6)
 			s2 := get[SendStep](t, acts)
-			if !slices.Equal(ringIDs(s2.Ring), []string{"w0", "w2"}) || s2.Generation == s.Generation {
-				t.Fatalf("ring %v generation %d", ringIDs(s2.Ring), s2.Generation)
+			if !slices.Equal(ringIDs(s2.Ring), []string{"w0", "w2"}) || s2.Generation == s.Generation || s2.Commit != nil {
+				t.Fatalf("ring %v generation %d commit %v", ringIDs(s2.Ring), s2.Generation, s2.Commit)
 			}
-			get[Done](t, h.commitAll(get[Commit](t, h.report(s2, Report{Count: 6}))))
+			get[Done](t, h.report(s2, Report{Count: 6}))
 			// After its backoff w1 comes back, but its state is stale: the
-			// driver's copy is too, so the state is fetched from the ring
-			// first, then loaded into w1.
+			// driver's copy is too, so step 2's commit goes out, the state
+			// is fetched from the ring, then loaded into w1.
 			h.advance(DefaultBackoffBase)
 			acts = h.c.BeginStep(h.now, 3, 6)
+			acts = h.commitAll(get[Commit](t, acts))
 			f := get[FetchState](t, acts)
 			if f.ID != "w0" {
 				t.Fatalf("fetch from %s, want w0 (a synced ring member)", f.ID)
@@ -358,8 +419,9 @@ func TestTransitions(t *testing.T) {
 			if has[Cancel](acts) || has[SendStep](acts) {
 				t.Fatalf("a returning worker outside the ring must not disturb the step: %s", describe(acts))
 			}
-			get[Done](t, h.commitAll(get[Commit](t, h.report(s, Report{Count: 6}))))
+			get[Done](t, h.report(s, Report{Count: 6}))
 			acts = h.c.BeginStep(h.now, 2, 6)
+			acts = h.commitAll(get[Commit](t, acts))
 			get[FetchState](t, acts)
 			acts = h.do(StateFetched{ID: "w0", Steps: h.c.Committed()})
 			if get[LoadState](t, acts).ID != "w2" {
@@ -416,6 +478,7 @@ func TestTransitions(t *testing.T) {
 			h.do(StepFailed{ID: "w0", Generation: s.Generation, Kind: FailRPC})
 			acts := h.do(StepFailed{ID: "w1", Generation: s.Generation, Kind: FailCancelled})
 			acts = h.healthyAll(get[CheckHealth](t, acts))
+			acts = h.commitAll(get[Commit](t, acts))
 			f := get[FetchState](t, acts)
 			acts = h.do(StateFetched{ID: f.ID, Steps: h.c.Committed()})
 			if get[LoadState](t, acts).ID != "a-spare" {
@@ -437,13 +500,24 @@ func TestTransitions(t *testing.T) {
 		}},
 		{"different checksums are divergence", func(t *testing.T) {
 			h := newHarness(t, Config{CheckEvery: 1}, "w0", "w1")
-			s := h.begin(0, 4)
-			c := get[Commit](t, h.report(s, Report{Count: 4}))
-			if !c.WantChecksum {
+			h.fullStep(0, 4)
+			s := h.begin(1, 4)
+			if s.Commit == nil || !s.Commit.WantChecksum {
 				t.Fatal("checksums not asked for")
 			}
+			// Equal checksums pass; the next step's commit carries the ask.
+			get[Done](t, h.reportAcked(s, Report{Count: 4}, map[string]uint32{"w0": 5, "w1": 5}))
+			s = get[SendStep](t, h.c.BeginStep(h.now, 2, 4))
+			acts := h.reportAcked(s, Report{Count: 4}, map[string]uint32{"w0": 1, "w1": 2})
+			if f := get[Failed](t, acts); !errors.Is(f.Err, ErrDiverged) || !strings.Contains(f.Err.Error(), "after step 1") {
+				t.Fatalf("got %v", f.Err)
+			}
+			// The same through an explicit commit.
+			h = newHarness(t, Config{CheckEvery: 1}, "w0", "w1")
+			h.fullStep(0, 4)
+			c := get[Commit](t, h.c.BeginRefresh(h.now))
 			h.do(CommitDone{ID: "w0", Generation: c.Generation, Checksum: 1})
-			acts := h.do(CommitDone{ID: "w1", Generation: c.Generation, Checksum: 2})
+			acts = h.do(CommitDone{ID: "w1", Generation: c.Generation, Checksum: 2})
 			if f := get[Failed](t, acts); !errors.Is(f.Err, ErrDiverged) {
 				t.Fatalf("got %v", f.Err)
 			}
@@ -474,7 +548,7 @@ func TestTransitions(t *testing.T) {
 		{"no live worker holds the state", func(t *testing.T) {
 			h := newHarness(t, Config{}, "w0", "w1")
 			h.fullStep(0, 4)
-			acts := h.c.BeginRefresh(h.now)
+			acts := h.commitAll(get[Commit](t, h.c.BeginRefresh(h.now)))
 			f := get[FetchState](t, acts)
 			acts = h.do(StateFetched{ID: f.ID, Err: errors.New("unavailable")})
 			f = get[FetchState](t, acts)
@@ -493,7 +567,7 @@ func TestTransitions(t *testing.T) {
 			if len(acts) != 0 {
 				t.Fatalf("unasked fetch: %s", describe(acts))
 			}
-			acts = h.c.BeginRefresh(h.now)
+			acts = h.commitAll(get[Commit](t, h.c.BeginRefresh(h.now)))
 			acts = h.do(StateFetched{ID: get[FetchState](t, acts).ID, Steps: 1})
 			get[StateReady](t, acts)
 			if acts := h.c.BeginRefresh(h.now); !has[StateReady](acts) || has[FetchState](acts) {
@@ -541,7 +615,7 @@ func TestTransitions(t *testing.T) {
 			h := newHarness(t, Config{StepTimeout: 30 * time.Second, MinStepTimeout: 2 * time.Second}, "w0")
 			s := h.begin(0, 4)
 			h.advance(time.Second)
-			get[Done](t, h.commitAll(get[Commit](t, h.report(s, Report{Count: 4}))))
+			get[Done](t, h.report(s, Report{Count: 4}))
 			if d := h.c.StepDeadline(); d != 10*time.Second {
 				t.Fatalf("deadline %v after a 1 s step, want 10 s", d)
 			}

@@ -39,12 +39,17 @@ type StateLoaded struct {
 	Err error
 }
 
-// StepReported: a worker finished the attempt of Generation with Report.
+// StepReported: a worker finished the attempt of Generation with Report;
+// Commit acknowledges the commit the request carried (nil: none).
 type StepReported struct {
 	ID         string
 	Generation uint64
 	Report     Report
+	Commit     *CommitAck
 }
+
+// CommitAck is a worker's answer to a commit carried by a Step request.
+type CommitAck struct{ Checksum uint32 }
 
 // StepFailed: a worker's Step RPC of Generation failed.
 type StepFailed struct {
@@ -123,6 +128,16 @@ type SendStep struct {
 	Ring       []RingMember
 	Shards     []shard.Range
 	Deadline   time.Duration
+	// Commit, when set, is the previous step's commit: every request
+	// carries it, and each worker applies it before it computes.
+	Commit *CommitOrder
+}
+
+// CommitOrder names a decided step to apply.
+type CommitOrder struct {
+	Generation   uint64
+	Step         int
+	WantChecksum bool
 }
 
 // Cancel: cancel the Step RPCs of Generation with Cause.
@@ -141,8 +156,9 @@ type CancelMember struct {
 // CheckHealth: ask each worker for its health; answer with HealthChecked.
 type CheckHealth struct{ IDs []string }
 
-// Commit: tell the workers IDs to apply the step held for Generation;
-// answer each with CommitDone.
+// Commit: tell the workers IDs to apply the step held for Generation
+// (idempotently: some may have applied it already); answer each with
+// CommitDone.
 type Commit struct {
 	Generation   uint64
 	Step         int

@@ -736,8 +736,11 @@ type StepRequest struct {
 	// The gRPC addresses of the ring's members, in ring order.
 	Ring []string `protobuf:"bytes,4,rep,name=ring,proto3" json:"ring,omitempty"`
 	// The worker's position in ring.
-	Rank          uint32 `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
-	Shard         *Shard `protobuf:"bytes,6,opt,name=shard,proto3" json:"shard,omitempty"`
+	Rank  uint32 `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`
+	Shard *Shard `protobuf:"bytes,6,opt,name=shard,proto3" json:"shard,omitempty"`
+	// The commit of the previous step, carried by this request to save a
+	// round trip: the worker applies it (idempotently) before it computes.
+	Commit        *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +817,13 @@ func (x *StepRequest) GetShard() *Shard {
 	return nil
 }
 
+func (x *StepRequest) GetCommit() *CommitRequest {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
 // StepReport is a worker's result for a step: the all-reduced totals of the
 // global batch and figures about its own part.
 type StepReport struct {
@@ -830,8 +840,10 @@ type StepReport struct {
 	// Seconds spent computing the shard's gradients and in the all-reduce.
 	ComputeSeconds   float64 `protobuf:"fixed64,6,opt,name=compute_seconds,json=computeSeconds,proto3" json:"compute_seconds,omitempty"`
 	AllreduceSeconds float64 `protobuf:"fixed64,7,opt,name=allreduce_seconds,json=allreduceSeconds,proto3" json:"allreduce_seconds,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The result of the request's commit, when it carried one.
+	Commit        *CommitReport `protobuf:"bytes,8,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepReport) Reset() {
@@ -911,6 +923,13 @@ func (x *StepReport) GetAllreduceSeconds() float64 {
 		return x.AllreduceSeconds
 	}
 	return 0
+}
+
+func (x *StepReport) GetCommit() *CommitReport {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
 }
 
 // CommitRequest ends a step on a worker.
@@ -1105,7 +1124,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\bfeatures\x18\x02 \x01(\rR\bfeatures\x12\x16\n" +
 	"\x06pixels\x18\x03 \x01(\fR\x06pixels\x12\x16\n" +
 	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xab\x01\n" +
+	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xe0\x01\n" +
 	"\vStepRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1114,7 +1133,8 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x04step\x18\x03 \x01(\x04R\x04step\x12\x12\n" +
 	"\x04ring\x18\x04 \x03(\tR\x04ring\x12\x12\n" +
 	"\x04rank\x18\x05 \x01(\rR\x04rank\x12)\n" +
-	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\"\xf3\x01\n" +
+	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\x123\n" +
+	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\"\xa7\x02\n" +
 	"\n" +
 	"StepReport\x12\x19\n" +
 	"\bloss_sum\x18\x01 \x01(\x01R\alossSum\x12\x18\n" +
@@ -1124,7 +1144,8 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"bytes_sent\x18\x04 \x01(\x04R\tbytesSent\x12%\n" +
 	"\x0ebytes_received\x18\x05 \x01(\x04R\rbytesReceived\x12'\n" +
 	"\x0fcompute_seconds\x18\x06 \x01(\x01R\x0ecomputeSeconds\x12+\n" +
-	"\x11allreduce_seconds\x18\a \x01(\x01R\x10allreduceSeconds\"\x95\x01\n" +
+	"\x11allreduce_seconds\x18\a \x01(\x01R\x10allreduceSeconds\x122\n" +
+	"\x06commit\x18\b \x01(\v2\x1a.ringtrain.v1.CommitReportR\x06commit\"\x95\x01\n" +
 	"\rCommitRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1180,21 +1201,23 @@ var file_ringtrain_v1_control_proto_depIdxs = []int32{
 	2,  // 3: ringtrain.v1.StateHeader.job:type_name -> ringtrain.v1.JobSpec
 	5,  // 4: ringtrain.v1.StateChunk.header:type_name -> ringtrain.v1.StateHeader
 	9,  // 5: ringtrain.v1.StepRequest.shard:type_name -> ringtrain.v1.Shard
-	0,  // 6: ringtrain.v1.Coordinator.Join:input_type -> ringtrain.v1.JoinRequest
-	6,  // 7: ringtrain.v1.Worker.LoadState:input_type -> ringtrain.v1.StateChunk
-	8,  // 8: ringtrain.v1.Worker.SaveState:input_type -> ringtrain.v1.SaveStateRequest
-	10, // 9: ringtrain.v1.Worker.Step:input_type -> ringtrain.v1.StepRequest
-	12, // 10: ringtrain.v1.Worker.Commit:input_type -> ringtrain.v1.CommitRequest
-	1,  // 11: ringtrain.v1.Coordinator.Join:output_type -> ringtrain.v1.JoinResponse
-	7,  // 12: ringtrain.v1.Worker.LoadState:output_type -> ringtrain.v1.StateAck
-	6,  // 13: ringtrain.v1.Worker.SaveState:output_type -> ringtrain.v1.StateChunk
-	11, // 14: ringtrain.v1.Worker.Step:output_type -> ringtrain.v1.StepReport
-	13, // 15: ringtrain.v1.Worker.Commit:output_type -> ringtrain.v1.CommitReport
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 6: ringtrain.v1.StepRequest.commit:type_name -> ringtrain.v1.CommitRequest
+	13, // 7: ringtrain.v1.StepReport.commit:type_name -> ringtrain.v1.CommitReport
+	0,  // 8: ringtrain.v1.Coordinator.Join:input_type -> ringtrain.v1.JoinRequest
+	6,  // 9: ringtrain.v1.Worker.LoadState:input_type -> ringtrain.v1.StateChunk
+	8,  // 10: ringtrain.v1.Worker.SaveState:input_type -> ringtrain.v1.SaveStateRequest
+	10, // 11: ringtrain.v1.Worker.Step:input_type -> ringtrain.v1.StepRequest
+	12, // 12: ringtrain.v1.Worker.Commit:input_type -> ringtrain.v1.CommitRequest
+	1,  // 13: ringtrain.v1.Coordinator.Join:output_type -> ringtrain.v1.JoinResponse
+	7,  // 14: ringtrain.v1.Worker.LoadState:output_type -> ringtrain.v1.StateAck
+	6,  // 15: ringtrain.v1.Worker.SaveState:output_type -> ringtrain.v1.StateChunk
+	11, // 16: ringtrain.v1.Worker.Step:output_type -> ringtrain.v1.StepReport
+	13, // 17: ringtrain.v1.Worker.Commit:output_type -> ringtrain.v1.CommitReport
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ringtrain_v1_control_proto_init() }
