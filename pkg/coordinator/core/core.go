@@ -9,21 +9,21 @@
 //
 // The states of one step:
 //
-//	          BeginStep
-//	              |
-//	              v
-//	  +------> forming ----(too few workers)----> waiting --(member, tick)--+
-//	  |           |  \                                                      |
-//	  |           |   +--(the ring changes: the held commit goes out)-->   |
-//	  |           |        committing --> fetching --> loading ------------+
-//	  |           v                                        |                |
-//	  |       stepping <-----------------------------------+----------------+
-//	  |        |  |  \
-//	  |        |  |   +--(every worker: non-finite totals)--> Skipped
-//	  |        |  v
-//	  |        |  Done (decided; its commit is held)
-//	  |        v
-//	  +--- checking <--(an RPC failed, a member left, the deadline passed)
+//	        BeginStep
+//	            |
+//	            v
+//	+------> forming ----(too few workers)----> waiting --(member, tick)--+
+//	|           |  \                                                      |
+//	|           |   +--(the ring changes: the held commit goes out)-->   |
+//	|           |        committing --> fetching --> loading ------------+
+//	|           v                                        |                |
+//	|       stepping <-----------------------------------+----------------+
+//	|        |  |  \
+//	|        |  |   +--(every worker: non-finite totals)--> Skipped
+//	|        |  v
+//	|        |  Done (decided; its commit is held)
+//	|        v
+//	+--- checking <--(an RPC failed, a member left, the deadline passed)
 //
 // A decided step is applied by every survivor or by none: its commit is
 // held and rides on the next step's requests when that step runs on the
