@@ -87,8 +87,9 @@
 //
 // # Choosing shared memory per direction
 //
-// Network.Connect(ctx, left, right, gen) sends through shared memory iff the
-// right neighbour's segment exists in the directory, passes the checks
+// A direction uses shared memory iff both its ends have a live segment.
+// Network.Connect(ctx, left, right, gen) of a worker that has its segment
+// sends through shared memory iff the right neighbour's segment exists in the directory, passes the checks
 // (regular file of this uid, mode 0600, magic, layout version, size, the
 // address it was made for) and is live, and can be mapped; it receives
 // through shared memory iff the worker has its own segment and the left

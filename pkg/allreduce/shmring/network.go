@@ -31,19 +31,19 @@ type Network struct {
 var _ RingNetwork = (*Network)(nil)
 
 // NewNetwork returns a Network over the segments in dir. self is this
-// worker's receive segment (from Listen; nil if it could not be created:
-// then the worker receives through fallback, and still sends through shared
-// memory to neighbours that have a segment). fallback serves the directions
+// worker's receive segment, from Listen; with nil (Listen failed) every
+// Connect goes to fallback, since a direction uses shared memory only between
+// two workers that both have a segment. fallback serves the directions
 // shared memory does not: the worker's gRPC ring.
 func NewNetwork(dir string, self *Segment, fallback RingNetwork) *Network {
 	return &Network{dir: dir, self: self, fallback: fallback}
 }
 
 // Connect returns the Transport of generation generation between the
-// neighbours advertised as leftAddr and rightAddr. It sends through shared
-// memory iff rightAddr has a live segment of this layout in the directory
-// that this process can map, and receives through shared memory iff this
-// Network has its own segment and leftAddr has a live segment (the left
+// neighbours advertised as leftAddr and rightAddr. If the Network has its
+// own segment, it sends through shared memory iff rightAddr has a live
+// segment of this layout in the directory that this process can map, and
+// receives through shared memory iff leftAddr has a live segment (the left
 // neighbour, applying the same rule, then sends into ours). The fallback's
 // Connect is called only when a direction needs it. Do not call Connect while
 // an all-reduce runs on the previous Transport.
@@ -54,10 +54,13 @@ func (n *Network) Connect(ctx context.Context, leftAddr, rightAddr string, gener
 		return nil, fmt.Errorf("shmring: connect: %w", context.Cause(ctx))
 	}
 	t := &Transport{gen: generation}
-	if out := n.rightPeer(rightAddr); out != nil {
-		t.out = out
+	// A direction uses shared memory iff both of its ends have a live
+	// segment: each end can tell from the two files alone.
+	shared := n.self != nil && n.self.mem != nil
+	if shared {
+		t.out = n.rightPeer(rightAddr)
 	}
-	if n.self != nil && n.self.mem != nil && n.live(leftAddr) {
+	if shared && n.live(leftAddr) {
 		t.in = n.self
 		n.self.begin(generation)
 	}
