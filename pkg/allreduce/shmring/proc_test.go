@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,7 +78,11 @@ func rankMain() int {
 		fmt.Fprintf(out, format+"\n", args...)
 		_ = out.Flush()
 	}
-	seg, err := Listen(dir, addrOf(r))
+	capacity := DefaultCapacity
+	if c := os.Getenv("SHMRING_CAPACITY"); c != "" { // experiments
+		capacity, _ = strconv.Atoi(c)
+	}
+	seg, err := ListenCapacity(dir, addrOf(r), capacity)
 	if err != nil {
 		reply("error %v", err)
 		return 1
@@ -90,6 +95,13 @@ func rankMain() int {
 	left, right := addrOf((r+n-1)%n), addrOf((r+1)%n)
 	var tr allreduce.Transport
 	var gen uint64
+	if p := os.Getenv("SHMRING_CPUPROFILE"); p != "" {
+		// Profiling a rank: go test -bench ... with SHMRING_CPUPROFILE=/tmp/rank
+		if f, err := os.Create(fmt.Sprintf("%s.%d", p, r)); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	reply("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -147,7 +159,7 @@ func rankMain() int {
 			return 0
 		}
 	}
-	return 0
+	return 0 // stdin closed
 }
 
 // rankProc is a rank running in a child process.

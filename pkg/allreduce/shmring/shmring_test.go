@@ -567,3 +567,34 @@ func TestListen(t *testing.T) {
 // shmDir returns a fresh segment directory (t.TempDir's own are 0755: Listen
 // refuses those, and creates this one 0700).
 func shmDir(t *testing.T) string { return filepath.Join(t.TempDir(), "shm") }
+
+// TestNeighbourRestarts: Connect keeps the right neighbour's mapping while
+// its segment is the same, and maps the new one after the neighbour comes
+// back with a new segment (a new file at the same path).
+func TestNeighbourRestarts(t *testing.T) {
+	g := newRing(t, allShm(2), 16<<10)
+	bufs := randomBufs(2, 10_001, 4)
+	for gen := uint64(1); gen <= 3; gen++ {
+		if gen == 3 { // worker 1 restarts
+			_ = g.segs[1].Close()
+			s, err := ListenCapacity(g.dir, addrOf(1), 32<<10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			g.segs[1] = s
+			g.nets[1] = NewNetwork(g.dir, s, g.nets[1].fallback)
+		}
+		before := g.nets[0].out
+		cfg := allreduce.Config{Generation: gen, Step: gen, FrameBytes: 2 << 10}
+		want := wantBits(t, bufs, cfg)
+		ts := g.connect(t, gen)
+		if reused := g.nets[0].out == before; reused != (gen == 2) {
+			t.Fatalf("generation %d: mapping reused %v, want %v", gen, reused, gen == 2)
+		}
+		if err := run(t, ts, cfg, bufs); err != nil {
+			t.Fatal(err)
+		}
+		sameBits(t, bufs, want)
+	}
+}
