@@ -98,8 +98,11 @@
 // neighbour's segment passes the same checks (the left neighbour, running
 // the same rule, then sends into ours). Every other direction goes through the
 // fallback RingNetwork (the worker's gRPC ring), so one Transport may send
-// over gRPC and receive over shared memory or the other way round. Both ends
-// decide from the same two files, so they agree, unless a mapping fails on
+// over gRPC and receive over shared memory or the other way round. A worker
+// whose own file was removed by someone else (a /dev/shm cleanup,
+// systemd-logind's RemoveIPC) uses the fallback both ways, as its neighbours,
+// who no longer see the file, do towards it. Both ends decide from the same
+// two files, so they agree, unless a mapping fails on
 // one side only (out of address space): the receiver then waits on shared
 // memory until the step's deadline and the step fails.
 //

@@ -56,7 +56,10 @@ func (n *Network) Connect(ctx context.Context, leftAddr, rightAddr string, gener
 	t := &Transport{gen: generation}
 	// A direction uses shared memory iff both of its ends have a live
 	// segment: each end can tell from the two files alone.
-	shared := n.self != nil && n.self.mem != nil
+	// If our file was removed behind our back (a cleanup of /dev/shm,
+	// systemd's RemoveIPC), neighbours cannot see it: use the fallback
+	// both ways, as they will towards us.
+	shared := n.self != nil && n.self.mem != nil && n.self.inPlace()
 	if shared {
 		t.out = n.rightPeer(rightAddr)
 	}

@@ -194,6 +194,12 @@ func (s *Segment) setMapping(mem []byte) {
 	s.headSeen = s.pos
 }
 
+// inPlace reports whether the segment's path still names its file.
+func (s *Segment) inPlace() bool {
+	var st unix.Stat_t
+	return unix.Stat(s.path, &st) == nil && st.Dev == s.dev && st.Ino == s.ino
+}
+
 // Path returns the segment's file.
 func (s *Segment) Path() string { return s.path }
 
@@ -211,9 +217,8 @@ func (s *Segment) Close() error {
 	if s.mem == nil {
 		return nil
 	}
-	var st unix.Stat_t
 	var err error
-	if unix.Stat(s.path, &st) == nil && st.Dev == s.dev && st.Ino == s.ino {
+	if s.inPlace() {
 		err = os.Remove(s.path)
 	}
 	s.unmap()

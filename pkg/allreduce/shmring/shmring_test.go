@@ -598,3 +598,27 @@ func TestNeighbourRestarts(t *testing.T) {
 		sameBits(t, bufs, want)
 	}
 }
+
+// TestRemovedSegmentFallsBack: a worker whose segment file was removed by
+// someone else (a /dev/shm cleanup) uses the fallback both ways, as its
+// neighbours, who no longer see the file, do towards it.
+func TestRemovedSegmentFallsBack(t *testing.T) {
+	g := newRing(t, allShm(3), 16<<10)
+	if err := os.Remove(g.segs[1].Path()); err != nil {
+		t.Fatal(err)
+	}
+	ts := g.connect(t, 1)
+	if _, ok := ts[1].(*Transport); ok {
+		t.Fatalf("worker 1: got %T, want the fallback's transport", ts[1])
+	}
+	if st := ts[0].(*Transport); st.SendsShared() || !st.ReceivesShared() {
+		t.Fatalf("worker 0: sends shared %v, receives shared %v; want false, true", st.SendsShared(), st.ReceivesShared())
+	}
+	bufs := randomBufs(3, 30_001, 5)
+	cfg := allreduce.Config{Generation: 1, Step: 1, FrameBytes: 4 << 10}
+	want := wantBits(t, bufs, cfg)
+	if err := run(t, ts, cfg, bufs); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, bufs, want)
+}
