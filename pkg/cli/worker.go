@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/ringtrain/ringtrain/pkg/allreduce/shmring"
 	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
@@ -29,6 +30,8 @@ type WorkerOptions struct {
 	ExpectModel     string
 	GossipFast      bool
 	RingSocketDir   string
+	RingShm         bool
+	RingShmDir      string
 	Threads         int
 	TLS             tlsutil.Config
 	GossipKeyFile   string
@@ -40,7 +43,7 @@ type WorkerOptions struct {
 // DefaultWorkerOptions returns the worker's defaults.
 func DefaultWorkerOptions() WorkerOptions {
 	return WorkerOptions{GRPCAddr: ":7071", GossipAddr: ":7947", LogFormat: "text", LogLevel: "info",
-		RingSocketDir: filepath.Join(os.TempDir(), "ringtrain")}
+		RingSocketDir: filepath.Join(os.TempDir(), "ringtrain"), RingShm: true, RingShmDir: shmring.DefaultDir()}
 }
 
 // WorkerFlags returns the worker's flag set bound to opts.
@@ -56,6 +59,8 @@ func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.ExpectModel, "expect-model", opts.ExpectModel, `refuse to train any other model, e.g. "layers=784-1000-1000-1 activation=relu output=sigmoid loss=bce bias=true init=he"`)
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.IntVar(&opts.Threads, "threads", opts.Threads, "threads of the engine (0: the CPUs this process may use); results are bit-identical for any count")
+	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "exchange ring frames with neighbours on the same host through shared memory (falls back to the Unix socket or TCP)")
+	fs.StringVar(&opts.RingShmDir, "ring-shm-dir", opts.RingShmDir, "directory of the shared-memory ring segments (a tmpfs; created 0700, segments 0600)")
 	fs.StringVar(&opts.RingSocketDir, "ring-socket-dir", opts.RingSocketDir, "directory for the Unix socket that ring neighbours on the same host use instead of TCP (empty: TCP only)")
 	opts.TLS.Bind(fs)
 	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+EnvGossipKey)
@@ -135,10 +140,14 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
+	shmDir := ""
+	if opts.RingShm {
+		shmDir = opts.RingShmDir
+	}
 	w, err := worker.Start(ctx, worker.Config{
 		ID: opts.ID, GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr,
 		GossipAdvertise: opts.GossipAdvertise, Join: splitList(opts.Join), ExpectModel: opts.ExpectModel,
-		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, Log: log, Threads: threads,
+		GossipFast: opts.GossipFast, RingSocketDir: opts.RingSocketDir, RingShmDir: shmDir, Log: log, Threads: threads,
 		TLS: opts.TLS, GossipKey: key, Metrics: wm,
 	})
 	if err != nil {

@@ -32,7 +32,10 @@ type LocalOptions struct {
 	// SocketDir is where the workers listen on Unix sockets for each other
 	// (empty: TCP only).
 	SocketDir string
-	TLS       tlsutil.Config
+	// ShmDir is where the workers make their shared-memory ring segments
+	// (empty: no shared memory).
+	ShmDir string
+	TLS    tlsutil.Config
 	// Registry, when set, receives every worker's metrics labelled with
 	// its id.
 	Registry prometheus.Registerer
@@ -57,7 +60,7 @@ func StartLocalWorkers(ctx context.Context, o LocalOptions) (*LocalWorkers, erro
 		w, err := worker.Start(wctx, worker.Config{
 			ID: id, TLS: o.TLS, Metrics: wm, GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
 			Join: []string{o.JoinAddr}, GossipFast: o.Fast, GossipKey: o.Key, Log: o.Log, RingSocketDir: o.SocketDir,
-			Threads: o.Threads,
+			RingShmDir: o.ShmDir, Threads: o.Threads,
 		})
 		if err != nil {
 			cancel()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+	"github.com/ringtrain/ringtrain/pkg/allreduce/shmring"
 	"github.com/ringtrain/ringtrain/pkg/membership"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
@@ -55,6 +56,11 @@ type Config struct {
 	ProtocolVersion uint32
 	// Gossip tunes memberlist timing (zero: LAN defaults).
 	GossipFast bool // memberlist timings for loopback tests
+	// RingShmDir, when set, is where the worker makes its shared-memory
+	// receive segment for ring neighbours on the same host (see
+	// pkg/allreduce/shmring); neighbours without one, or on other hosts,
+	// use the Unix socket or TCP. Empty: no shared memory.
+	RingShmDir string
 	// RingSocketDir, when set, is where the worker also listens on a Unix
 	// socket for ring neighbours on the same host (cheaper than loopback
 	// TCP); neighbours find it by the worker's advertised address.
@@ -112,6 +118,8 @@ type Worker struct {
 	server  *grpc.Server
 	health  *health.Server
 	ring    *grpcring.Service
+	shmNet  *shmring.Network // nil without shared memory
+	shmSeg  *shmring.Segment
 	svc     *service
 	cluster membership.Cluster
 	addr    string
@@ -169,6 +177,14 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	ring := cfg.Ring
 	if ring == nil {
 		ring = grpcRing{svc: w.ring, dial: w.dial}
+		if cfg.RingShmDir != "" {
+			if seg, err := shmring.Listen(cfg.RingShmDir, addr); err != nil {
+				log.Warn("no shared-memory ring for co-located neighbours; they will use the Unix socket or TCP", "dir", cfg.RingShmDir, "err", err)
+			} else {
+				w.shmSeg, w.shmNet = seg, shmring.NewNetwork(cfg.RingShmDir, seg, ring)
+				ring = w.shmNet
+			}
+		}
 	}
 	opts := append(w.ring.ServerOptions(), grpc.MaxRecvMsgSize(protocol.MaxMessageBytes))
 	opts = append(opts, tlsServer...)
@@ -363,6 +379,7 @@ func (w *Worker) stop() {
 		w.log.Warn("leave gossip", "err", err)
 	}
 	_ = w.ring.Close()
+	w.closeShm()
 	stopped := make(chan struct{})
 	go func() { w.server.GracefulStop(); close(stopped) }()
 	select {
@@ -373,12 +390,21 @@ func (w *Worker) stop() {
 	w.log.Info("worker stopped")
 }
 
+// closeShm unmaps the shared-memory ring and removes this worker's segment.
+func (w *Worker) closeShm() {
+	if w.shmNet != nil {
+		_ = w.shmNet.Close()
+		_ = w.shmSeg.Close()
+	}
+}
+
 // Crash stops the worker's servers abruptly and leaves its gossip member
 // as it is: a crash that failure detection has not noticed yet, so the
 // coordinator learns of it from a failed RPC. For tests.
 func (w *Worker) Crash() {
 	w.server.Stop()
 	_ = w.ring.Close()
+	w.closeShm()
 }
 
 // Kill stops the worker abruptly, without leaving the cluster: a crash, for
@@ -387,6 +413,7 @@ func (w *Worker) Kill() {
 	_ = w.cluster.Shutdown()
 	w.server.Stop()
 	_ = w.ring.Close()
+	w.closeShm() // a dead process's segment is stale to its neighbours
 }
 
 func defaultID() string {

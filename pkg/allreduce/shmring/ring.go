@@ -137,18 +137,20 @@ func (p *peer) copyIn(at uint64, src []byte) uint64 {
 var testHookPublish func(rec []byte)
 
 // begin prepares the segment for a Transport of generation gen: the frame
-// the previous Transport still held is released, unless its generation is
-// gen or newer (an all-reduce of an older generation rejected it: it is
-// delivered again), and the committed records of older generations are
-// dropped.
+// the previous Transport still held is released (it was consumed), unless it
+// is of a newer generation than that Transport's and not older than gen (an
+// all-reduce of an older generation rejected it: it is delivered again), and
+// the committed records of older generations are dropped. Consecutive steps
+// of one generation each get a Transport of the same generation.
 func (s *Segment) begin(gen uint64) {
 	if s.held {
-		if s.heldGen >= gen {
+		if s.heldGen > s.recvGen && s.heldGen >= gen {
 			s.held = false
 		} else {
 			s.release()
 		}
 	}
+	s.recvGen = gen
 	for {
 		if s.headSeen <= s.pos {
 			s.headSeen = atomic.LoadUint64(s.head)

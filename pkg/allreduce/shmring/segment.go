@@ -87,10 +87,14 @@ type Segment struct {
 
 	// Consumer state (only the Transport's Recv touches it; one all-reduce
 	// at a time per segment).
-	pos      uint64 // consumer position: == *tail unless a frame is held
-	held     bool   // a frame was handed out and is not released yet
-	heldEnd  uint64 // position after the held frame
-	heldGen  uint64
+	pos     uint64 // consumer position: == *tail unless a frame is held
+	held    bool   // a frame was handed out and is not released yet
+	heldEnd uint64 // position after the held frame
+	heldGen uint64
+	// recvGen is the generation of the Transport that last received: a held
+	// frame of a newer generation than that was rejected by its all-reduce
+	// and is delivered again; any other held frame was consumed.
+	recvGen  uint64
 	headSeen uint64 // last value of *head loaded
 }
 

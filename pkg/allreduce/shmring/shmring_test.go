@@ -158,8 +158,11 @@ func TestAllReduceMatchesInmem(t *testing.T) {
 				t.Run(fmt.Sprintf("n=%d/len=%d/frame=%d/cap=%d", n, l, c.frame, c.capacity), func(t *testing.T) {
 					g := newRing(t, allShm(n), c.capacity)
 					bufs := randomBufs(n, l, 1)
-					for gen := uint64(1); gen <= 2; gen++ { // a second generation on the same segments
-						cfg := allreduce.Config{Generation: gen, Step: 10 + gen, FrameBytes: c.frame}
+					// Two steps of generation 1 (the coordinator keeps a ring's
+					// generation from step to step), then one of generation 2,
+					// on the same segments.
+					for i, gen := range []uint64{1, 1, 2} {
+						cfg := allreduce.Config{Generation: gen, Step: 10 + uint64(i), FrameBytes: c.frame}
 						want := wantBits(t, bufs, cfg)
 						got := clone(bufs)
 						if err := run(t, g.connect(t, gen), cfg, got); err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
+	"github.com/ringtrain/ringtrain/pkg/allreduce/shmring"
 	"github.com/ringtrain/ringtrain/pkg/cli"
 	"github.com/ringtrain/ringtrain/pkg/coordinator"
 	"github.com/ringtrain/ringtrain/pkg/coordinator/core"
@@ -52,6 +53,7 @@ type CoordinatorOptions struct {
 	// Threads is the engine's thread count: of the single-process trainer,
 	// or shared among the local workers (0: the CPUs this process may use).
 	Threads       int
+	RingShm       bool // local workers exchange ring frames through shared memory
 	GossipFast    bool
 	CPUProfile    string
 	TLS           tlsutil.Config
@@ -77,6 +79,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
+	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "the --local-workers exchange ring frames through shared memory (else Unix sockets)")
 	fs.IntVar(&opts.Threads, "threads", opts.Threads, "threads of the engine: the single-process trainer's, or shared among the --local-workers (0: the CPUs this process may use); results are bit-identical for any count")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
@@ -91,7 +94,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
-		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes,
+		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes, RingShm: true,
 	}
 }
 
@@ -245,6 +248,9 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			lo := coordinator.LocalOptions{Count: opts.LocalWorkers, JoinAddr: joinable(c.GossipAddr()), Fast: opts.GossipFast, Log: log,
 				SocketDir: filepath.Join(os.TempDir(), "ringtrain"), TLS: opts.TLS, Key: key,
 				Threads: max(1, threads/opts.LocalWorkers)}
+			if opts.RingShm {
+				lo.ShmDir = shmring.DefaultDir()
+			}
 			if reg != nil {
 				lo.Registry = reg
 			}
