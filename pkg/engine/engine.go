@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/linalg"
 	"github.com/ringtrain/ringtrain/pkg/model"
 )
 
@@ -72,7 +73,11 @@ func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, b *Buffers)
 		return Totals{}
 	}
 	xb, lb := b.sized(len(idx), ds.Features)
-	ds.Gather(idx, xb, lb)
+	f := ds.Features
+	// Rows are copied independently: split among the network's threads.
+	net.Pool().For(len(idx), 32, func(lo, hi int) {
+		ds.Gather(idx[lo:hi], xb[lo*f:hi*f], lb[lo:hi])
+	})
 	loss, correct := net.Gradients(xb, lb)
 	return Totals{LossSum: loss, Correct: correct, Count: len(idx)}
 }
@@ -82,8 +87,11 @@ func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, b *Buffers)
 // names the first NaN or infinity. The single-process trainer and every
 // worker (after the all-reduce) apply the same check to the same sums, so
 // they skip the same batches.
-func CheckStep(grads []float32, t Totals) error {
-	if err := model.CheckFinite("gradient", grads); err != nil {
+func CheckStep(grads []float32, t Totals) error { return CheckStepPool(nil, grads, t) }
+
+// CheckStepPool is CheckStep scanning the gradient on p's threads (nil: one).
+func CheckStepPool(p *linalg.Pool, grads []float32, t Totals) error {
+	if err := model.CheckFinitePool(p, "gradient", grads); err != nil {
 		return err
 	}
 	return model.CheckFinite("loss", []float32{float32(t.LossSum)})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // defaultMinPartMACs is the least multiply-add count worth handing to a
@@ -268,4 +269,20 @@ func splitGrid(m, n, k, mr, nr, threads, minMACs int) (tm, tn int) {
 		}
 	}
 	return tm, tn
+}
+
+// AllFinite reports whether x holds no NaN or infinity, scanning ranges on
+// the pool's threads (a predicate: no rounding is involved).
+func (p *Pool) AllFinite(x []float32) bool {
+	const grain = 256 << 10
+	if p == nil || p.Threads() == 1 || len(x) < 2*grain {
+		return AllFinite(x)
+	}
+	var bad atomic.Bool
+	p.For(len(x), grain, func(lo, hi int) {
+		if !AllFinite(x[lo:hi]) {
+			bad.Store(true)
+		}
+	})
+	return !bad.Load()
 }

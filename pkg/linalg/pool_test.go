@@ -314,3 +314,25 @@ func TestPoolWorkersExit(t *testing.T) {
 	}()
 	waitGoroutines("after the pool became unreachable", base)
 }
+
+func TestPoolAllFinite(t *testing.T) {
+	x := make([]float32, 3<<20)
+	for _, th := range []int{1, 2, 3} {
+		p := NewPool(th)
+		if !p.AllFinite(x) {
+			t.Fatalf("threads=%d: zeros reported non-finite", th)
+		}
+		for _, i := range []int{0, 1 << 20, len(x) - 1} {
+			x[i] = float32(math.Inf(-1))
+			if p.AllFinite(x) {
+				t.Fatalf("threads=%d: -Inf at %d missed", th, i)
+			}
+			x[i] = 0
+		}
+		p.Close()
+	}
+	var nilPool *Pool
+	if !nilPool.AllFinite([]float32{1, 2}) {
+		t.Fatal("nil pool")
+	}
+}

@@ -268,7 +268,12 @@ var ErrNonFinite = errors.New("non-finite value")
 
 // CheckFinite returns an error naming the first NaN or Inf in buf.
 func CheckFinite(name string, buf []float32) error {
-	if linalg.AllFinite(buf) {
+	return CheckFinitePool(nil, name, buf)
+}
+
+// CheckFinitePool is CheckFinite scanning on p's threads (nil: one).
+func CheckFinitePool(p *linalg.Pool, name string, buf []float32) error {
+	if p.AllFinite(buf) {
 		return nil
 	}
 	for i, v := range buf {
