@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -102,4 +103,22 @@ func ParseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
 		return 2, false
 	}
 	return 0, true
+}
+
+// CheckAddrs reports, through bad, every address flag that is not
+// host:port: those of required always, those of optional when set.
+func CheckAddrs(bad func(name, format string, args ...any), required, optional map[string]string) {
+	for name, addr := range required {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port (use :PORT for every interface, port 0 for any port)", addr)
+		}
+	}
+	for name, addr := range optional {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
 }

@@ -87,19 +87,8 @@ func (o *WorkerOptions) Validate() error {
 			bad("join", "%q is not host:port", a)
 		}
 	}
-	for name, addr := range map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
-	for name, addr := range map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise} {
-		if addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	CheckAddrs(bad, map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr},
+		map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise})
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", o.LogFormat)
 	}

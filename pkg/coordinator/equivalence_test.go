@@ -48,8 +48,8 @@ func mnistSetup(t *testing.T, opt model.OptimizerConfig, steps int) setup {
 	}
 }
 
-// reference trains in-process, the single-process trainer of the engine.
-func (s setup) reference(t *testing.T) []float32 {
+// local returns the single-process trainer of the setup, seed 1.
+func (s setup) local(t *testing.T) (*train.LocalExecutor, *model.Network) {
 	t.Helper()
 	net, err := model.New(s.cfg, 1)
 	if err != nil {
@@ -60,6 +60,13 @@ func (s setup) reference(t *testing.T) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ex, net
+}
+
+// reference trains in-process, the single-process trainer of the engine.
+func (s setup) reference(t *testing.T) []float32 {
+	t.Helper()
+	ex, net := s.local(t)
 	if _, err := train.Run(context.Background(), ex, s.train, nil, s.sched, train.Hooks{}, nil, nil); err != nil {
 		t.Fatal(err)
 	}

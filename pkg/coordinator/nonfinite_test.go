@@ -133,15 +133,7 @@ type nonFiniteRun struct {
 // referenceRun trains with the single-process trainer.
 func (s setup) referenceRun(t *testing.T) nonFiniteRun {
 	t.Helper()
-	net, err := model.New(s.cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
-	ex, err := train.NewLocalExecutor(net, opt, s.train)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex, net := s.local(t)
 	log, recorded := newLogRecorder(testLog(t))
 	res, err := train.Run(context.Background(), ex, s.train, nil, s.sched, train.Hooks{}, log, nil)
 	if err != nil {

@@ -107,19 +107,8 @@ func (o *CoordinatorOptions) Validate() error {
 	if o.Threads < 0 || o.Threads > maxThreads {
 		bad("threads", "must be between 0 (the CPUs this process may use) and %d, got %d", maxThreads, o.Threads)
 	}
-	for name, addr := range map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port (use :PORT for every interface, port 0 for any port)", addr)
-		}
-	}
-	for name, addr := range map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise} {
-		if addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	cli.CheckAddrs(bad, map[string]string{"grpc-addr": o.GRPCAddr, "gossip-addr": o.GossipAddr},
+		map[string]string{"advertise": o.Advertise, "gossip-advertise": o.GossipAdvertise})
 	if o.MinWorkers < 1 {
 		bad("min-workers", "must be at least 1, got %d", o.MinWorkers)
 	}
