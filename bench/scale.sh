@@ -6,13 +6,13 @@
 # threads) and PyTorch DDP (gloo, 2 ranks x 1 thread), on mnist12-256 (and
 # mnist12, batch 64, single-process 1 thread vs PyTorch 1 thread).
 #
-# Usage: bench/scale.sh [REPEATS]   (default 3; the best of REPEATS per row)
+# Usage: bench/scale.sh [REPEATS]   (default 5; the median (and best) of REPEATS per row)
 # Needs: Go; /usr/bin/python3 with python3-torch (Debian) for the peer rows.
 # Prints Markdown to stdout; raw outputs in bench/results/scale-<stamp>/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-repeats=${1:-3}
+repeats=${1:-5}
 py=${BENCH_PYTHON:-/usr/bin/python3}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=${BENCH_RESULTS:-$root/bench/results}/scale-$stamp
@@ -82,10 +82,13 @@ peer() {
 	"$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["samples_per_second"])' "$f"
 }
 
-declare -A best rss
-keep() { # keep NAME VALUE: the best of the repeats
-	if [[ -z "${best[$1]:-}" ]] || awk -v a="$2" -v b="${best[$1]}" 'BEGIN{exit !(a>b)}'; then best[$1]=$2; fi
+declare -A all best rss
+keep() { # keep NAME VALUE: every repeat's value
+	all[$1]="${all[$1]:-} $2"
 }
+# median NAME / maxof NAME: over the repeats kept.
+median() { tr ' ' '\n' <<<"${all[$1]:-}" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR) print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2); else print 0}'; }
+maxof() { tr ' ' '\n' <<<"${all[$1]:-}" | grep . | sort -g | tail -1; }
 
 for rep in $(seq "$repeats"); do
 	log "repeat $rep of $repeats"
@@ -108,14 +111,15 @@ for rep in $(seq "$repeats"); do
 	fi
 done
 
+for k in "${!all[@]}"; do best[$k]=$(median "$k"); done
 r() { awk -v a="${best[$1]:-0}" -v b="${best[$2]:-0}" 'BEGIN{ if (b > 0) printf "%.2fx", a/b; else print "n/a" }'; }
-f() { awk -v a="${best[$1]:-0}" 'BEGIN{ if (a > 0) printf "%.0f", a; else print "n/a" }'; }
+f() { awk -v a="${best[$1]:-0}" -v m="$(maxof "$1")" 'BEGIN{ if (a > 0) printf "%.0f (%.0f)", a, m; else print "n/a" }'; }
 eff() { awk -v a="${best[$1]:-0}" -v b="${best[$2]:-0}" 'BEGIN{ if (b > 0) printf "%.0f%%", 100*a/(2*b); else print "n/a" }'; }
 
 cat <<EOF
-## Use every core ($(date -u +%F), best of $repeats, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))
+## Use every core ($(date -u +%F), median of $repeats (best), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))
 
-| run (mnist12-256 unless said) | samples/s |
+| run (mnist12-256 unless said) | samples/s, median (best) |
 |---|---:|
 | ours \`--single-process --threads 1\` | $(f sp-t1) |
 | ours \`--single-process --threads 2\` | $(f sp-t2) |
