@@ -319,8 +319,11 @@ func TestPoolWorkersExit(t *testing.T) {
 	// this test's alone.
 	waitWorkers("pools of earlier tests", 0)
 	p := NewPool(4)
-	if got := poolWorkers(); got != 3 {
-		t.Fatalf("a 4-thread pool runs %d worker goroutines, want 3", got)
+	// Its 3 workers may not have been scheduled yet: poll.
+	for deadline := time.Now().Add(5 * time.Second); poolWorkers() != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a 4-thread pool runs %d worker goroutines, want 3", poolWorkers())
+		}
 	}
 	p.Close()
 	waitWorkers("after Close", 0)
