@@ -161,12 +161,16 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 		t := float64(o.Steps)
 		bc1 := 1 - math.Pow(o.Config.Beta1, t)
 		bc2 := 1 - math.Pow(o.Config.Beta2, t)
+		// Every constant is computed in float64 and rounded once: 1 -
+		// float32(0.999) is 1.3e-5 away from 0.001, a bias in v that
+		// float64 PyTorch does not have (see TestAdamFloat32MatchesFloat64).
 		c := adamConsts{
 			b1: float32(o.Config.Beta1), b2: float32(o.Config.Beta2),
-			stepSize:   float32(o.Config.LR / bc1),
-			invSqrtBC2: float32(1 / math.Sqrt(bc2)),
-			eps:        float32(o.Config.Eps),
-			scale:      scale,
+			ob1: float32(1 - o.Config.Beta1), ob2: float32(1 - o.Config.Beta2),
+			stepSize: float32(o.Config.LR / bc1),
+			sqrtBC2:  float32(math.Sqrt(bc2)),
+			eps:      float32(o.Config.Eps),
+			scale:    scale,
 		}
 		parallelFor(o.pool, n, 1, func(lo, hi int) {
 			adamStep(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], c)
@@ -183,19 +187,22 @@ func momentumStep(params, grads, v []float32, mu, lr, scale float32) {
 	}
 }
 
-// adamConsts are the per-step constants of the Adam update.
+// adamConsts are the per-step constants of the Adam update: the betas, one
+// minus each (rounded from float64), lr / (1 - beta1^t), sqrt(1 - beta2^t).
 type adamConsts struct {
-	b1, b2, stepSize, invSqrtBC2, eps, scale float32
+	b1, b2, ob1, ob2, stepSize, sqrtBC2, eps, scale float32
 }
 
-// adamStep is the Adam update of one range of parameters.
+// adamStep is the Adam update of one range of parameters, in PyTorch's
+// order of operations: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g;
+// p -= stepSize * (m / (sqrt(v) / sqrt(bc2) + eps)).
 func adamStep(params, grads, m, v []float32, c adamConsts) {
 	for i, g := range grads {
 		g *= c.scale
-		mi := c.b1*m[i] + (1-c.b1)*g
-		vi := c.b2*v[i] + (1-c.b2)*g*g
+		mi := c.b1*m[i] + c.ob1*g
+		vi := c.b2*v[i] + c.ob2*(g*g)
 		m[i], v[i] = mi, vi
-		denom := float32(math.Sqrt(float64(vi)))*c.invSqrtBC2 + c.eps
-		params[i] -= c.stepSize * mi / denom
+		denom := float32(math.Sqrt(float64(vi)))/c.sqrtBC2 + c.eps
+		params[i] -= c.stepSize * (mi / denom)
 	}
 }
