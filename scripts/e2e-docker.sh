@@ -225,6 +225,9 @@ copy_outputs "$coord" "$work/out2"
 world=$(json_field "$work/out2/summary.json" world_size)
 steps=$(json_field "$work/out2/summary.json" steps)
 log "coordinator exited with $code after SIGTERM; summary.json: world_size=$world steps=$steps"
+# 50 epochs cannot end before the SIGTERM: 143 says "interrupted, outputs and
+# checkpoint saved, resumable" (README, "Exit codes").
+[[ $code == 143 ]] || fail "the coordinator exited $code after SIGTERM, want 143 (interrupted and resumable)"
 [[ $world == 2 ]] || fail "world_size after the worker left is '$world', want 2"
 [[ $steps =~ ^[0-9]+$ && $steps -gt 0 ]] || fail "steps after SIGTERM is '$steps', want > 0"
 
