@@ -21,6 +21,10 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "healthcheck":
 		code = cli.Healthcheck(ctx, "coordinator", os.Args[2:], "127.0.0.1:7070", os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "predict":
+		code = coordcli.Predict(os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "eval":
+		code = coordcli.Eval(os.Args[2:], os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "gen-certs":
 		code = tlsutil.GenCertsMain(os.Args[2:], os.Stderr)
 	default:
