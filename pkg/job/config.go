@@ -52,6 +52,13 @@ type Config struct {
 	// OnNonFinite is "fail" or "skip": what a NaN or Inf in a batch's loss
 	// or gradient does.
 	OnNonFinite string
+	// UntilLoss, Patience and MinDelta stop training when it has converged
+	// (train.Schedule); MaxEpochs, when set, is the bound on the epochs
+	// (the same as Epochs).
+	UntilLoss float64
+	Patience  int
+	MinDelta  float64
+	MaxEpochs int
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -80,7 +87,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
-	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train (the bound when a stopping criterion is set)")
+	fs.IntVar(&c.MaxEpochs, "max-epochs", c.MaxEpochs, "the bound on the epochs, the same as --epochs (0: --epochs)")
+	fs.Float64Var(&c.UntilLoss, "until-loss", c.UntilLoss, "stop after an epoch whose training loss is below this (0: off)")
+	fs.IntVar(&c.Patience, "patience", c.Patience, "early stopping: stop once the test loss has not improved by more than --min-delta for this many epochs (0: off)")
+	fs.Float64Var(&c.MinDelta, "min-delta", c.MinDelta, "the least decrease of the test loss that counts as an improvement for --patience")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "stop after this many steps in all (0: no limit)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of initialization, data split and shuffling")
 	fs.StringVar(&c.Shuffle, "shuffle", c.Shuffle, "batches: epoch (reshuffle every epoch) or once (draw once, reuse)")
@@ -137,6 +148,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch < 0 {
 		bad("batch", "must be 0 (full batch) or positive, got %d", c.Batch)
+	}
+	if c.MaxEpochs < 0 {
+		bad("max-epochs", "must be 0 (use --epochs) or positive, got %d", c.MaxEpochs)
+	}
+	if c.UntilLoss < 0 || math.IsNaN(c.UntilLoss) || math.IsInf(c.UntilLoss, 0) {
+		bad("until-loss", "must be 0 (off) or a positive number, got %v", c.UntilLoss)
+	}
+	if c.Patience < 0 {
+		bad("patience", "must be 0 (off) or positive, got %d", c.Patience)
+	}
+	if c.MinDelta < 0 || math.IsNaN(c.MinDelta) || math.IsInf(c.MinDelta, 0) {
+		bad("min-delta", "must be 0 or a positive number, got %v", c.MinDelta)
 	}
 	if c.Epochs < 1 {
 		bad("epochs", "must be at least 1, got %d", c.Epochs)
@@ -236,7 +259,12 @@ func (c *Config) Schedule() (train.Schedule, error) {
 	if err != nil {
 		return train.Schedule{}, fmt.Errorf("--shuffle: %w", err)
 	}
-	return train.Schedule{Epochs: c.Epochs, MaxSteps: c.Steps, Batch: c.Batch, Shuffle: mode, Seed: c.Seed, SkipNonFinite: c.OnNonFinite == "skip"}, nil
+	epochs := c.Epochs
+	if c.MaxEpochs > 0 {
+		epochs = c.MaxEpochs
+	}
+	return train.Schedule{Epochs: epochs, MaxSteps: c.Steps, Batch: c.Batch, Shuffle: mode, Seed: c.Seed, SkipNonFinite: c.OnNonFinite == "skip",
+		UntilLoss: c.UntilLoss, Patience: c.Patience, MinDelta: c.MinDelta}, nil
 }
 
 // Map returns the configuration as flag name -> value, for summary.json and
@@ -247,8 +275,10 @@ func (c *Config) Map() map[string]string {
 		"output": c.Output, "loss": c.Loss, "bias": strconv.FormatBool(c.Bias), "init": c.Init,
 		"optimizer": c.Optimizer, "lr": strconv.FormatFloat(c.LR, 'g', -1, 64),
 		"momentum": strconv.FormatFloat(c.Momentum, 'g', -1, 64), "batch": strconv.Itoa(c.Batch),
-		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps),
-		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
+		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps), "max_epochs": strconv.Itoa(c.MaxEpochs),
+		"until_loss": strconv.FormatFloat(c.UntilLoss, 'g', -1, 64), "patience": strconv.Itoa(c.Patience),
+		"min_delta": strconv.FormatFloat(c.MinDelta, 'g', -1, 64),
+		"seed":      strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
 	}
 }
 

@@ -25,7 +25,10 @@ const (
 	CurveFile   = "learning_curve.png"
 	CurveSVG    = "learning_curve.svg"
 	ModelFile   = "model.safetensors"
-	SummaryFile = "summary.json"
+	// BestModelFile holds the parameters of the epoch with the lowest test
+	// loss (written when a test set is evaluated).
+	BestModelFile = "model.best.safetensors"
+	SummaryFile   = "summary.json"
 )
 
 // Prepared is a job ready to run: data loaded, network and optimizer built.
@@ -211,11 +214,25 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		env.Log.Info("checkpoint written", "path", path, "steps", pos.Steps)
 		return nil
 	}
+	// The best model follows early stopping's rule (train.Improves), so it
+	// is the epoch summary.json names.
+	bestLoss, haveBest := math.Inf(1), false
+	for _, r := range records {
+		if !math.IsNaN(r.TestLoss) && (!haveBest || train.Improves(r.TestLoss, bestLoss, p.Schedule.MinDelta)) {
+			bestLoss, haveBest = r.TestLoss, true
+		}
+	}
 	hooks.Epoch = func(rec report.EpochRecord) {
 		if progress != nil {
 			progress.Done()
 		}
 		records = append(records, rec)
+		if !math.IsNaN(rec.TestLoss) && (!haveBest || train.Improves(rec.TestLoss, bestLoss, p.Schedule.MinDelta)) {
+			bestLoss, haveBest = rec.TestLoss, true
+			if err := saveBest(ctx, p, exec, rec); err != nil {
+				env.Log.Error("cannot write the best model", "epoch", rec.Epoch, "err", err)
+			}
+		}
 		env.Metrics.Epoch(rec.TrainLoss, rec.TrainAccuracy, rec.TestLoss, rec.TestAccuracy)
 		if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
 			env.Log.Error("cannot write metrics", "err", err)
@@ -283,8 +300,26 @@ type savedCheckpoint struct {
 
 func (c *savedCheckpoint) fail(steps int, err error) { c.err, c.errSteps = err, steps }
 
+// saveBest writes the executor's current parameters, those of rec's epoch,
+// to model.best.safetensors.
+func saveBest(ctx context.Context, p *Prepared, exec train.Executor, rec report.EpochRecord) error {
+	params, err := exec.Params(ctx)
+	if err != nil {
+		return err
+	}
+	net, err := model.New(p.Model, 0)
+	if err != nil {
+		return err
+	}
+	copy(net.Params, params)
+	meta := map[string]string{"epoch": fmt.Sprint(rec.Epoch), "steps": fmt.Sprint(rec.Step),
+		"test_loss": fmt.Sprint(rec.TestLoss), "test_accuracy": fmt.Sprint(rec.TestAccuracy)}
+	return net.SaveFile(filepath.Join(p.Config.Out, BestModelFile), meta)
+}
+
 func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
 	s := &report.Summary{
+		StopReason: res.StopReason, BestEpoch: res.BestEpoch,
 		Epochs: len(res.Records), Steps: res.Steps, Samples: res.Samples,
 		WallSeconds: res.Wall.Seconds(), WorldSize: world, Dataset: p.Config.Dataset, Config: p.Config.Map(),
 		TestAccuracy: math.NaN(), TestLoss: math.NaN(), TrainLoss: math.NaN(), TrainAccuracy: math.NaN(),

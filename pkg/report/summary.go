@@ -29,6 +29,12 @@ type Summary struct {
 	WorldSize int `json:"world_size"`
 	// Dataset names the data set trained on.
 	Dataset string `json:"dataset"`
+	// StopReason says why training stopped: epochs, steps, until-loss or
+	// patience (empty for a failed or interrupted run).
+	StopReason string `json:"stop_reason,omitempty"`
+	// BestEpoch is the epoch with the lowest test loss, whose parameters
+	// are in model.best.safetensors (0: no test set).
+	BestEpoch int `json:"best_epoch,omitempty"`
 	// Config holds the run's configuration as strings (flag name -> value).
 	Config map[string]string `json:"config,omitempty"`
 }
@@ -47,6 +53,8 @@ type summaryJSON struct {
 	WallSeconds      *float64          `json:"wall_seconds"`
 	WorldSize        int               `json:"world_size"`
 	Dataset          string            `json:"dataset"`
+	StopReason       string            `json:"stop_reason,omitempty"`
+	BestEpoch        int               `json:"best_epoch,omitempty"`
 	Config           map[string]string `json:"config,omitempty"`
 }
 
@@ -78,7 +86,7 @@ func WriteSummary(path string, s *Summary) error {
 		TrainLoss: finite(s.TrainLoss), TrainAccuracy: finite(s.TrainAccuracy),
 		Epochs: s.Epochs, Steps: s.Steps, Samples: s.Samples,
 		SamplesPerSecond: finite(s.SamplesPerSecond), WallSeconds: finite(s.WallSeconds),
-		WorldSize: s.WorldSize, Dataset: s.Dataset, Config: s.Config,
+		WorldSize: s.WorldSize, Dataset: s.Dataset, StopReason: s.StopReason, BestEpoch: s.BestEpoch, Config: s.Config,
 	}
 	out, err := json.MarshalIndent(&j, "", "  ")
 	if err != nil {
@@ -115,6 +123,6 @@ func ReadSummary(path string) (*Summary, error) {
 		TrainLoss: orNaN(j.TrainLoss), TrainAccuracy: orNaN(j.TrainAccuracy),
 		Epochs: j.Epochs, Steps: j.Steps, Samples: j.Samples,
 		SamplesPerSecond: orNaN(j.SamplesPerSecond), WallSeconds: orNaN(j.WallSeconds),
-		WorldSize: j.WorldSize, Dataset: j.Dataset, Config: j.Config,
+		WorldSize: j.WorldSize, Dataset: j.Dataset, StopReason: j.StopReason, BestEpoch: j.BestEpoch, Config: j.Config,
 	}, nil
 }

@@ -93,6 +93,13 @@ type Schedule struct {
 	// SkipNonFinite skips a batch whose loss or gradient is NaN or infinite
 	// (no update is applied) instead of failing the run.
 	SkipNonFinite bool
+	// UntilLoss stops training after an epoch whose training loss is below
+	// it (0: off).
+	UntilLoss float64
+	// Patience stops training once the test loss has not improved by more
+	// than MinDelta for this many epochs (0: off; needs a test set).
+	Patience int
+	MinDelta float64
 }
 
 // Validate reports the first problem with the schedule.
@@ -104,6 +111,12 @@ func (s Schedule) Validate() error {
 		return fmt.Errorf("steps must be 0 (no limit) or positive, got %d", s.MaxSteps)
 	case s.Batch < 0:
 		return fmt.Errorf("batch must be 0 (full batch) or positive, got %d", s.Batch)
+	case s.UntilLoss < 0 || math.IsNaN(s.UntilLoss):
+		return fmt.Errorf("until-loss must be 0 (off) or positive, got %v", s.UntilLoss)
+	case s.Patience < 0:
+		return fmt.Errorf("patience must be 0 (off) or positive, got %d", s.Patience)
+	case s.MinDelta < 0 || math.IsNaN(s.MinDelta):
+		return fmt.Errorf("min-delta must be 0 or positive, got %v", s.MinDelta)
 	}
 	return nil
 }
@@ -152,12 +165,17 @@ type Position struct {
 
 // Result is what a run produced.
 type Result struct {
-	Skipped  int // batches skipped for non-finite values
-	Records  []report.EpochRecord
-	Steps    int
-	Samples  int64
-	Wall     time.Duration // whole run, evaluations included
-	TrainDur time.Duration // steps only
+	// StopReason says why training stopped (StopEpochs, StopSteps,
+	// StopUntilLoss, StopPatience; "" when it failed or was interrupted).
+	StopReason string
+	// BestEpoch is the epoch with the lowest test loss (0: no test set).
+	BestEpoch int
+	Skipped   int // batches skipped for non-finite values
+	Records   []report.EpochRecord
+	Steps     int
+	Samples   int64
+	Wall      time.Duration // whole run, evaluations included
+	TrainDur  time.Duration // steps only
 }
 
 // Run trains for the schedule from its start. See Resume.
@@ -203,6 +221,16 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 		p.ElapsedSeconds = now().Sub(start).Seconds()
 		if err := hooks.Checkpoint(p); err != nil {
 			log.Error("checkpoint failed; training goes on, the previous checkpoint stays valid", "step", p.Steps, "err", err)
+		}
+	}
+	if sched.Patience > 0 && (test == nil || test.Rows() == 0) {
+		return nil, errors.New("patience (early stopping on the test loss) needs a test set")
+	}
+	stop := newStopper(sched)
+	for _, rec := range res.Records { // a resumed run's earlier epochs
+		if why := stop.observe(rec); why != "" {
+			res.StopReason, res.BestEpoch = why, stop.bestEpoch
+			return res, nil // it had stopped there already
 		}
 	}
 	first := pos.StepInEpoch
@@ -279,17 +307,31 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 			"train_loss", rec.TrainLoss, "train_accuracy", rec.TrainAccuracy,
 			"test_loss", rec.TestLoss, "test_accuracy", rec.TestAccuracy,
 			"elapsed_seconds", rec.ElapsedSeconds, "world_size", exec.WorldSize())
+		why := stop.observe(rec)
+		res.BestEpoch = stop.bestEpoch
 		if hooks.Epoch != nil {
 			hooks.Epoch(rec)
 		}
 		if partial {
+			res.StopReason = StopSteps
+			break
+		}
+		if why != "" {
+			res.StopReason = why
+			log.Info("converged: stopping", "reason", why, "epoch", epoch, "train_loss", rec.TrainLoss,
+				"test_loss", rec.TestLoss, "best_epoch", stop.bestEpoch)
+			checkpoint(Position{Epoch: epoch + 1, Steps: res.Steps, Samples: res.Samples})
 			break
 		}
 		lossSum, correct, seen = 0, 0, 0
 		checkpoint(Position{Epoch: epoch + 1, Steps: res.Steps, Samples: res.Samples})
 		if sched.MaxSteps > 0 && res.Steps >= sched.MaxSteps {
+			res.StopReason = StopSteps
 			break
 		}
+	}
+	if res.StopReason == "" {
+		res.StopReason = StopEpochs
 	}
 	res.Wall = now().Sub(start)
 	return res, nil

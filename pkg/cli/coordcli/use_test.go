@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/report"
 )
 
 // gaussianModel trains the lecture's 2-2-1 network (bias on) on the
@@ -175,4 +177,43 @@ func FuzzPredictCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUntilConvergence: --patience stops the run, summary.json says why and
+// names the best epoch, and model.best.safetensors holds that epoch's
+// parameters (eval on the test split gives back its recorded test loss).
+func TestUntilConvergence(t *testing.T) {
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	args := []string{"--single-process", "--dataset", "gaussian", "--hidden", "2", "--activation", "tanh", "--output", "sigmoid",
+		"--loss", "mse", "--init", "xavier", "--lr", "0.5", "--batch", "16", "--max-epochs", "300", "--patience", "5",
+		"--min-delta", "1e-4", "--out", out, "--log-level", "warn"}
+	if code := Coordinator(context.Background(), args, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	s, err := report.ReadSummary(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.StopReason != "patience" || s.BestEpoch == 0 || s.Epochs-s.BestEpoch != 5 || s.Epochs >= 300 {
+		t.Fatalf("stop_reason %q after %d epochs, best epoch %d", s.StopReason, s.Epochs, s.BestEpoch)
+	}
+	recs, err := report.ReadMetricsCSV(filepath.Join(out, "metrics.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := recs[s.BestEpoch-1].TestLoss
+	jsonPath := filepath.Join(t.TempDir(), "eval.json")
+	var stdout bytes.Buffer
+	if code := Eval([]string{"--model", filepath.Join(out, "model.best.safetensors"), "--dataset", "gaussian", "--json", jsonPath}, &stdout, &stderr); code != 0 {
+		t.Fatalf("eval exit %d: %s", code, stderr.String())
+	}
+	var rep EvalReport
+	b, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rep.Loss-want) > 1e-9*math.Abs(want) {
+		t.Fatalf("the best model's test loss is %.9g, epoch %d recorded %.9g", rep.Loss, s.BestEpoch, want)
+	}
 }
