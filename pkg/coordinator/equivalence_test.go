@@ -153,6 +153,9 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 		{"sgd", model.OptimizerConfig{Kind: model.SGD, LR: 0.1}, 1e-6},
 		{"momentum", model.OptimizerConfig{Kind: model.Momentum, LR: 0.05, Momentum: 0.9}, 1e-6},
 		{"adam", model.OptimizerConfig{Kind: model.Adam, LR: 1e-3}.WithDefaults(), 1e-4},
+		// Weight decay and Nesterov travel to the workers in the job spec.
+		{"nesterov-wd", model.OptimizerConfig{Kind: model.Momentum, LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-3}, 1e-6},
+		{"adamw", model.OptimizerConfig{Kind: model.Adam, LR: 1e-3, WeightDecay: 0.1}.WithDefaults(), 1e-4},
 	}
 	for _, tc := range tests {
 		s := mnistSetup(t, tc.opt, 12)
@@ -161,6 +164,9 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 			for _, real := range []bool{false, true} {
 				if real && (n != 2 || tc.name != "sgd") {
 					continue // one case over real sockets and gossip; the rest in memory
+				}
+				if (tc.name == "nesterov-wd" || tc.name == "adamw") && n != 2 {
+					continue // the spec's new fields: one ring is enough
 				}
 				t.Run(fmt.Sprintf("%s/workers=%d/real=%v", tc.name, n, real), func(t *testing.T) {
 					got, c := s.distributed(t, n, real)

@@ -59,6 +59,9 @@ type Config struct {
 	Patience  int
 	MinDelta  float64
 	MaxEpochs int
+	// WeightDecay and Nesterov refine the update rule (model.OptimizerConfig).
+	WeightDecay float64
+	Nesterov    bool
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -85,6 +88,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Init, "init", c.Init, "weight initialization: uniform, xavier, he")
 	fs.StringVar(&c.Optimizer, "optimizer", c.Optimizer, "update rule: sgd, momentum, adam")
 	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "weight decay lambda: L2 for sgd and momentum, decoupled (AdamW) for adam, as PyTorch defines them")
+	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum (with --optimizer momentum)")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train (the bound when a stopping criterion is set)")
@@ -246,7 +251,7 @@ func (c *Config) OptimizerConfig() (model.OptimizerConfig, error) {
 	if err != nil {
 		return model.OptimizerConfig{}, fmt.Errorf("--optimizer: %w", err)
 	}
-	oc := model.OptimizerConfig{Kind: kind, LR: c.LR, Momentum: c.Momentum}.WithDefaults()
+	oc := model.OptimizerConfig{Kind: kind, LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDecay, Nesterov: c.Nesterov}.WithDefaults()
 	if err := oc.Validate(); err != nil {
 		return oc, fmt.Errorf("optimizer flags: %w", err)
 	}
@@ -277,16 +282,25 @@ func (c *Config) Map() map[string]string {
 		"momentum": strconv.FormatFloat(c.Momentum, 'g', -1, 64), "batch": strconv.Itoa(c.Batch),
 		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps), "max_epochs": strconv.Itoa(c.MaxEpochs),
 		"until_loss": strconv.FormatFloat(c.UntilLoss, 'g', -1, 64), "patience": strconv.Itoa(c.Patience),
-		"min_delta": strconv.FormatFloat(c.MinDelta, 'g', -1, 64),
-		"seed":      strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
+		"min_delta":    strconv.FormatFloat(c.MinDelta, 'g', -1, 64),
+		"weight_decay": strconv.FormatFloat(c.WeightDecay, 'g', -1, 64), "nesterov": strconv.FormatBool(c.Nesterov),
+		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
 	}
 }
 
 // Fingerprint identifies what a checkpoint can be resumed with: everything
 // that shapes the trajectory except how long the run lasts.
 func (c *Config) Fingerprint(mc model.Config, oc model.OptimizerConfig) string {
-	return fmt.Sprintf("%s optimizer=%s lr=%g momentum=%g betas=%g,%g eps=%g dataset=%s test=%s batch=%d seed=%d shuffle=%s",
+	fp := fmt.Sprintf("%s optimizer=%s lr=%g momentum=%g betas=%g,%g eps=%g dataset=%s test=%s batch=%d seed=%d shuffle=%s",
 		mc, oc.Kind, oc.LR, oc.Momentum, oc.Beta1, oc.Beta2, oc.Eps, c.Dataset, c.Test, c.Batch, c.Seed, c.Shuffle)
+	// Checkpoints of runs without these refinements keep their fingerprint.
+	if oc.WeightDecay != 0 {
+		fp += fmt.Sprintf(" weight_decay=%g", oc.WeightDecay)
+	}
+	if oc.Nesterov {
+		fp += " nesterov=true"
+	}
+	return fp
 }
 
 // IntList is a flag.Value holding comma-separated integers.

@@ -27,6 +27,18 @@ func TestOptimizerStepsMatchHandComputedValues(t *testing.T) {
 			// t=2: g = 2, m = 0.09 + 0.2 = 0.29, v = 0.000999 + 0.004 = 0.004999,
 			// mhat = 0.29/0.19, vhat = 0.004999/0.001999 -> step 0.01*1.526316/1.581375
 			[]float64{1 - 0.01/(1+1e-8), 1 - 0.01/(1+1e-8) - 0.01*(0.29/0.19)/(math.Sqrt(0.004999/0.001999)+1e-8)}},
+		{"sgd, weight decay", OptimizerConfig{Kind: SGD, LR: 0.1, WeightDecay: 0.1}, []float32{2, 4},
+			// d = g + 0.1 p: p = 1 - 0.1*1.1 = 0.89; d = 2 + 0.089, p = 0.89 - 0.2089
+			[]float64{0.89, 0.6811}},
+		{"momentum, weight decay", OptimizerConfig{Kind: Momentum, LR: 0.1, Momentum: 0.9, WeightDecay: 0.1}, []float32{2, 4},
+			// v1 = 1.1, p = 0.89; g = 2.089, v2 = 0.99 + 2.089 = 3.079, p = 0.89 - 0.3079
+			[]float64{0.89, 0.5821}},
+		{"nesterov", OptimizerConfig{Kind: Momentum, LR: 0.1, Momentum: 0.9, Nesterov: true}, []float32{2, 4, 0},
+			// v1 = 1, p = 1 - 0.1*(1 + 0.9); v2 = 2.9, p -= 0.1*(2 + 2.61); v3 = 2.61, p -= 0.1*2.349
+			[]float64{0.81, 0.349, 0.1141}},
+		{"adamw", OptimizerConfig{Kind: Adam, LR: 0.01, WeightDecay: 0.1}, []float32{2, 4},
+			// p *= 1 - 0.01*0.1 before each Adam step (the Adam steps as above)
+			[]float64{0.999 - 0.01/(1+1e-8), (0.999-0.01/(1+1e-8))*0.999 - 0.01*(0.29/0.19)/(math.Sqrt(0.004999/0.001999)+1e-8)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +66,8 @@ func TestOptimizerValidation(t *testing.T) {
 		{OptimizerConfig{Kind: SGD, LR: math.NaN()}, "learning rate"},
 		{OptimizerConfig{Kind: Momentum, LR: 0.1, Momentum: 1.5}, "momentum"},
 		{OptimizerConfig{Kind: Adam, LR: 0.1, Beta1: 1}, "betas"},
+		{OptimizerConfig{Kind: SGD, LR: 0.1, WeightDecay: -1}, "weight decay"},
+		{OptimizerConfig{Kind: Adam, LR: 0.1, Nesterov: true}, "nesterov"},
 	}
 	for _, tc := range tests {
 		if _, err := NewOptimizer(tc.cfg, 3); err == nil || !strings.Contains(err.Error(), tc.want) {

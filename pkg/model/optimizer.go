@@ -47,6 +47,12 @@ type OptimizerConfig struct {
 	Beta1    float64 // Adam, default 0.9
 	Beta2    float64 // Adam, default 0.999
 	Eps      float64 // Adam, default 1e-8
+	// WeightDecay is lambda: L2 regularization for SGD and Momentum (g +=
+	// lambda p, as PyTorch's weight_decay), decoupled for Adam (p *= 1 - lr
+	// lambda before the update, PyTorch's AdamW).
+	WeightDecay float64
+	// Nesterov uses Nesterov momentum (Momentum only): p -= lr (g + mu v).
+	Nesterov bool
 }
 
 // Validate reports the first invalid hyper-parameter.
@@ -62,6 +68,10 @@ func (c OptimizerConfig) Validate() error {
 		return fmt.Errorf("adam betas must be in [0, 1), got %v and %v", c.Beta1, c.Beta2)
 	case c.Kind == Adam && !(c.Eps > 0):
 		return fmt.Errorf("adam eps must be positive, got %v", c.Eps)
+	case c.WeightDecay < 0 || math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight decay must be 0 or positive, got %v", c.WeightDecay)
+	case c.Nesterov && c.Kind != Momentum:
+		return fmt.Errorf("nesterov needs the momentum optimizer, not %s", c.Kind)
 	}
 	return nil
 }
@@ -145,6 +155,10 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 	n := len(params)
 	switch o.Config.Kind {
 	case SGD:
+		if wd := float32(o.Config.WeightDecay); wd != 0 {
+			parallelFor(o.pool, n, 1, func(lo, hi int) { sgdDecayStep(params[lo:hi], grads[lo:hi], lr, scale, wd) })
+			break
+		}
 		// p - (lr*scale)*g, rounded as p + (-(lr*scale))*g: the same bits.
 		a := -(lr * scale)
 		parallelFor(o.pool, n, 1, func(lo, hi int) {
@@ -152,9 +166,11 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 		})
 	case Momentum:
 		mu := float32(o.Config.Momentum)
+		wd := float32(o.Config.WeightDecay)
 		v := o.State[:n]
+		nesterov := o.Config.Nesterov
 		parallelFor(o.pool, n, 1, func(lo, hi int) {
-			momentumStep(params[lo:hi], grads[lo:hi], v[lo:hi], mu, lr, scale)
+			momentumStep(params[lo:hi], grads[lo:hi], v[lo:hi], mu, lr, scale, wd, nesterov)
 		})
 	case Adam:
 		m, v := o.State[:n], o.State[n:2*n]
@@ -172,18 +188,38 @@ func (o *Optimizer) Step(params, grads []float32, scale float32) {
 			eps:      float32(o.Config.Eps),
 			scale:    scale,
 		}
+		// AdamW: the decay is decoupled from the gradient, p *= 1 - lr lambda.
+		c.decay = float32(1 - o.Config.LR*o.Config.WeightDecay)
 		parallelFor(o.pool, n, 1, func(lo, hi int) {
 			adamStep(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], c)
 		})
 	}
 }
 
-// momentumStep is the momentum update of one range of parameters.
-func momentumStep(params, grads, v []float32, mu, lr, scale float32) {
+// sgdDecayStep is the SGD update with L2 weight decay of one range:
+// p -= lr (g + lambda p), as PyTorch's SGD(weight_decay=lambda).
+func sgdDecayStep(params, grads []float32, lr, scale, wd float32) {
 	for i, g := range grads {
-		vi := mu*v[i] + g*scale
+		params[i] -= lr * (g*scale + wd*params[i])
+	}
+}
+
+// momentumStep is the momentum update of one range of parameters, with
+// PyTorch's weight decay (g += lambda p) and Nesterov variant
+// (p -= lr (g + mu v) instead of p -= lr v).
+func momentumStep(params, grads, v []float32, mu, lr, scale, wd float32, nesterov bool) {
+	for i, g := range grads {
+		g *= scale
+		if wd != 0 {
+			g += wd * params[i]
+		}
+		vi := mu*v[i] + g
 		v[i] = vi
-		params[i] -= lr * vi
+		if nesterov {
+			params[i] -= lr * (g + mu*vi)
+		} else {
+			params[i] -= lr * vi
+		}
 	}
 }
 
@@ -191,6 +227,7 @@ func momentumStep(params, grads, v []float32, mu, lr, scale float32) {
 // minus each (rounded from float64), lr / (1 - beta1^t), sqrt(1 - beta2^t).
 type adamConsts struct {
 	b1, b2, ob1, ob2, stepSize, sqrtBC2, eps, scale float32
+	decay                                           float32 // 1 - lr lambda (AdamW), 1 without decay
 }
 
 // adamStep is the Adam update of one range of parameters, in PyTorch's
@@ -203,6 +240,10 @@ func adamStep(params, grads, m, v []float32, c adamConsts) {
 		vi := c.b2*v[i] + c.ob2*(g*g)
 		m[i], v[i] = mi, vi
 		denom := float32(math.Sqrt(float64(vi)))/c.sqrtBC2 + c.eps
-		params[i] -= c.stepSize * (mi / denom)
+		p := params[i]
+		if c.decay != 1 {
+			p *= c.decay
+		}
+		params[i] = p - c.stepSize*(mi/denom)
 	}
 }

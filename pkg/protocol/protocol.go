@@ -81,7 +81,8 @@ func ModelConfig(s *pb.ModelSpec) (model.Config, error) {
 
 // OptimizerSpec converts an optimizer configuration to its message.
 func OptimizerSpec(c model.OptimizerConfig) *pb.OptimizerSpec {
-	return &pb.OptimizerSpec{Kind: c.Kind.String(), Lr: c.LR, Momentum: c.Momentum, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps}
+	return &pb.OptimizerSpec{Kind: c.Kind.String(), Lr: c.LR, Momentum: c.Momentum, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps,
+		WeightDecay: c.WeightDecay, Nesterov: c.Nesterov}
 }
 
 // OptimizerConfig converts a message back to a validated optimizer configuration.
@@ -93,7 +94,8 @@ func OptimizerConfig(s *pb.OptimizerSpec) (model.OptimizerConfig, error) {
 	if err != nil {
 		return model.OptimizerConfig{}, err
 	}
-	c := model.OptimizerConfig{Kind: kind, LR: s.Lr, Momentum: s.Momentum, Beta1: s.Beta1, Beta2: s.Beta2, Eps: s.Eps}
+	c := model.OptimizerConfig{Kind: kind, LR: s.Lr, Momentum: s.Momentum, Beta1: s.Beta1, Beta2: s.Beta2, Eps: s.Eps,
+		WeightDecay: s.WeightDecay, Nesterov: s.Nesterov}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}

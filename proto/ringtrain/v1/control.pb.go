@@ -317,13 +317,17 @@ func (x *ModelSpec) GetInit() string {
 
 // OptimizerSpec mirrors model.OptimizerConfig.
 type OptimizerSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Lr            float64                `protobuf:"fixed64,2,opt,name=lr,proto3" json:"lr,omitempty"`
-	Momentum      float64                `protobuf:"fixed64,3,opt,name=momentum,proto3" json:"momentum,omitempty"`
-	Beta1         float64                `protobuf:"fixed64,4,opt,name=beta1,proto3" json:"beta1,omitempty"`
-	Beta2         float64                `protobuf:"fixed64,5,opt,name=beta2,proto3" json:"beta2,omitempty"`
-	Eps           float64                `protobuf:"fixed64,6,opt,name=eps,proto3" json:"eps,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Kind     string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Lr       float64                `protobuf:"fixed64,2,opt,name=lr,proto3" json:"lr,omitempty"`
+	Momentum float64                `protobuf:"fixed64,3,opt,name=momentum,proto3" json:"momentum,omitempty"`
+	Beta1    float64                `protobuf:"fixed64,4,opt,name=beta1,proto3" json:"beta1,omitempty"`
+	Beta2    float64                `protobuf:"fixed64,5,opt,name=beta2,proto3" json:"beta2,omitempty"`
+	Eps      float64                `protobuf:"fixed64,6,opt,name=eps,proto3" json:"eps,omitempty"`
+	// L2 weight decay for sgd and momentum, decoupled (AdamW) for adam.
+	WeightDecay float64 `protobuf:"fixed64,7,opt,name=weight_decay,json=weightDecay,proto3" json:"weight_decay,omitempty"`
+	// Nesterov momentum (momentum only).
+	Nesterov      bool `protobuf:"varint,8,opt,name=nesterov,proto3" json:"nesterov,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +402,20 @@ func (x *OptimizerSpec) GetEps() float64 {
 		return x.Eps
 	}
 	return 0
+}
+
+func (x *OptimizerSpec) GetWeightDecay() float64 {
+	if x != nil {
+		return x.WeightDecay
+	}
+	return 0
+}
+
+func (x *OptimizerSpec) GetNesterov() bool {
+	if x != nil {
+		return x.Nesterov
+	}
+	return false
 }
 
 // StateHeader describes the state that the chunks carry.
@@ -1094,14 +1112,16 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x06output\x18\x05 \x01(\tR\x06output\x12\x12\n" +
 	"\x04loss\x18\x06 \x01(\tR\x04loss\x12\x12\n" +
 	"\x04bias\x18\a \x01(\bR\x04bias\x12\x12\n" +
-	"\x04init\x18\b \x01(\tR\x04init\"\x8d\x01\n" +
+	"\x04init\x18\b \x01(\tR\x04init\"\xcc\x01\n" +
 	"\rOptimizerSpec\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02lr\x18\x02 \x01(\x01R\x02lr\x12\x1a\n" +
 	"\bmomentum\x18\x03 \x01(\x01R\bmomentum\x12\x14\n" +
 	"\x05beta1\x18\x04 \x01(\x01R\x05beta1\x12\x14\n" +
 	"\x05beta2\x18\x05 \x01(\x01R\x05beta2\x12\x10\n" +
-	"\x03eps\x18\x06 \x01(\x01R\x03eps\"\xdc\x01\n" +
+	"\x03eps\x18\x06 \x01(\x01R\x03eps\x12!\n" +
+	"\fweight_decay\x18\a \x01(\x01R\vweightDecay\x12\x1a\n" +
+	"\bnesterov\x18\b \x01(\bR\bnesterov\"\xdc\x01\n" +
 	"\vStateHeader\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12'\n" +
 	"\x03job\x18\x02 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\x12'\n" +
