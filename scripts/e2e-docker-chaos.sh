@@ -292,7 +292,9 @@ net=$(timeout 30 docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}
 
 scenario_restart() {
   local steps=1500
-  start_run restart "$steps"
+  # --min-workers 3: the restarted coordinator waits for every worker to
+  # rejoin (with 2 it can finish the run before the third one notices).
+  RINGTRAIN_MIN_WORKERS=3 start_run restart "$steps"
   local at resumed t0
   wait_progress "$coord" 300 60 || { dump_logs; fail "[restart] no checkpoint at step 300"; }
   timeout 30 docker kill "$coord" >/dev/null || fail "[restart] docker kill coordinator"
