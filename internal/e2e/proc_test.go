@@ -56,6 +56,11 @@ type proc struct {
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		// The shared-memory segments go under the tests' folder, which
+		// TestMain removes: a killed worker's are not left in /dev/shm.
+		args = append(args, "--ring-shm-dir", filepath.Join(binDir, "shm"))
+	}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

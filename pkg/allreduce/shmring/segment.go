@@ -9,6 +9,8 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -120,6 +122,7 @@ func ListenCapacity(dir, addr string, capacity int) (*Segment, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
+	sweep(dir)
 	path := SegmentPath(dir, addr)
 	if p, err := openPeer(path, addr); err == nil {
 		p.close()
@@ -235,6 +238,42 @@ func (s *Segment) unmap() {
 		s.mem, s.data = nil, nil
 	}
 	_ = s.file.Close() // releases the owner lock
+}
+
+// sweep removes the segments in dir whose owner died: a killed worker
+// cannot remove its own, and workers get new addresses (and so new file
+// names) when they restart, so without this the dead ones' memory would stay
+// reserved in the tmpfs. A segment is stale when nobody holds its owner lock
+// (the lock is taken before the file gets its name, and goes away with the
+// process); the sweeper takes the lock itself, so an owner cannot appear
+// while it removes the file. Files it cannot open or lock are left alone.
+func sweep(dir string) {
+	names, err := filepath.Glob(filepath.Join(dir, "ring-*.shm"))
+	if err != nil {
+		return
+	}
+	for _, path := range names {
+		f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			int(st.Uid) == os.Geteuid() && lockOwner(int(f.Fd())) == nil {
+			_ = os.Remove(path)
+		}
+		_ = f.Close()
+	}
+	// A segment under construction whose builder died (its pid is in the name).
+	tmps, _ := filepath.Glob(filepath.Join(dir, "ring-*.shm.*.tmp"))
+	for _, path := range tmps {
+		parts := strings.Split(filepath.Base(path), ".")
+		if len(parts) == 5 {
+			if pid, err := strconv.Atoi(parts[2]); err == nil && !pidAlive(pid) {
+				_ = os.Remove(path)
+			}
+		}
+	}
 }
 
 // ensureDir creates dir 0700 if needed and checks that it is a directory of

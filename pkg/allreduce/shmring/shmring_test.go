@@ -625,3 +625,55 @@ func TestRemovedSegmentFallsBack(t *testing.T) {
 	}
 	sameBits(t, bufs, want)
 }
+
+// TestListenSweepsDeadSegments: a killed worker's segment (nobody holds its
+// owner lock) is removed by the next Listen in the directory, so the tmpfs
+// does not fill up with the memory of dead workers; a live one is kept.
+func TestListenSweepsDeadSegments(t *testing.T) {
+	dir := shmDir(t)
+	live, err := ListenCapacity(dir, addrOf(0), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dead, err := ListenCapacity(dir, addrOf(1), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPath := dead.Path()
+	dead.unmap() // the process "dies": the file stays, its lock goes
+	if _, err := os.Stat(deadPath); err != nil {
+		t.Fatalf("the dead segment should still be there: %v", err)
+	}
+	other, err := ListenCapacity(dir, addrOf(2), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := os.Stat(deadPath); !os.IsNotExist(err) {
+		t.Fatalf("the dead segment was not swept: %v", err)
+	}
+	if _, err := os.Stat(live.Path()); err != nil {
+		t.Fatalf("the live segment was swept: %v", err)
+	}
+	// A half-built segment of a process that died while building it goes
+	// too; one of a live builder stays.
+	deadTmp := fmt.Sprintf("%s.%d.00.tmp", SegmentPath(dir, addrOf(3)), deadPid(t))
+	liveTmp := fmt.Sprintf("%s.%d.00.tmp", SegmentPath(dir, addrOf(4)), os.Getpid())
+	for _, p := range []string{deadTmp, liveTmp} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := ListenCapacity(dir, addrOf(5), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer last.Close()
+	if _, err := os.Stat(deadTmp); !os.IsNotExist(err) {
+		t.Fatalf("the dead builder's file was not swept: %v", err)
+	}
+	if _, err := os.Stat(liveTmp); err != nil {
+		t.Fatalf("a live builder's file was swept: %v", err)
+	}
+}

@@ -53,7 +53,8 @@ type CoordinatorOptions struct {
 	// Threads is the engine's thread count: of the single-process trainer,
 	// or shared among the local workers (0: the CPUs this process may use).
 	Threads       int
-	RingShm       bool // local workers exchange ring frames through shared memory
+	RingShm       bool   // local workers exchange ring frames through shared memory
+	RingShmDir    string // where their segments are
 	GossipFast    bool
 	CPUProfile    string
 	TLS           tlsutil.Config
@@ -80,6 +81,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "the --local-workers exchange ring frames through shared memory (else Unix sockets)")
+	fs.StringVar(&opts.RingShmDir, "ring-shm-dir", opts.RingShmDir, "directory of the local workers' shared-memory ring segments (a tmpfs; created 0700, segments 0600)")
 	fs.IntVar(&opts.Threads, "threads", opts.Threads, "threads of the engine: the single-process trainer's, or shared among the --local-workers (0: the CPUs this process may use); results are bit-identical for any count")
 	fs.BoolVar(&opts.GossipFast, "gossip-fast", opts.GossipFast, "fast gossip failure detection (about 1 s) for loopback and tests")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
@@ -95,6 +97,7 @@ func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
 		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes, RingShm: true,
+		RingShmDir: shmring.DefaultDir(),
 	}
 }
 
@@ -238,7 +241,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 				SocketDir: filepath.Join(os.TempDir(), "ringtrain"), TLS: opts.TLS, Key: key,
 				Threads: max(1, threads/opts.LocalWorkers)}
 			if opts.RingShm {
-				lo.ShmDir = shmring.DefaultDir()
+				lo.ShmDir = opts.RingShmDir
 			}
 			if reg != nil {
 				lo.Registry = reg
