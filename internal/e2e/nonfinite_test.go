@@ -2,27 +2,15 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/ringtrain/ringtrain/internal/testdata"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/ringtrain/ringtrain/internal/testdata"
 	"github.com/ringtrain/ringtrain/pkg/report"
 )
-
-// writeNonFiniteCSV writes testdata.NonFiniteCSV (where the choice of
-// the data is explained) into a temporary file.
-func writeNonFiniteCSV(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nonfinite.csv")
-	if err := os.WriteFile(path, []byte(testdata.NonFiniteCSV()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // The log messages the test counts: train.Run's for a skipped batch, the
 // coordinator's for an aborted attempt at a step.
@@ -57,7 +45,7 @@ func (p *proc) skippedAt() []string {
 // end with the same steps, samples and (within 1e-6 of the parameters'
 // scale, the tolerance of the in-process equivalence test) parameters.
 func TestNonFiniteSkipSeparateProcesses(t *testing.T) {
-	run := []string{"--dataset", "csv:" + writeNonFiniteCSV(t), "--on-nonfinite", "skip", "--batch", "32", "--epochs", "3",
+	run := []string{"--dataset", "csv:" + testdata.WriteNonFiniteCSV(t), "--on-nonfinite", "skip", "--batch", "32", "--epochs", "3",
 		"--hidden", "8", "--activation", "relu", "--output", "sigmoid", "--loss", "bce"}
 	refOut := t.TempDir()
 	ref := start(t, "coordinator", append([]string{"--single-process", "--log-format", "json", "--out", refOut}, run...)...)

@@ -4,9 +4,23 @@ package testdata
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 )
+
+// WriteNonFiniteCSV writes NonFiniteCSV into a file in t's temporary folder
+// and returns its path.
+func WriteNonFiniteCSV(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nonfinite.csv")
+	if err := os.WriteFile(path, []byte(NonFiniteCSV()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // NonFiniteCSV returns a seeded CSV of 400 rows: two features drawn around
 // (-1,-1) for class 0 and (+1,+1) for class 1, the label last, and 6 rows,

@@ -86,12 +86,8 @@ func (cl *Cluster) AddWorker(id string) (*worker.Worker, error) {
 // Kill crashes worker i: no goodbye, its servers stop at once, and the hub
 // does not report it (failure detection is slower than a failed RPC, as
 // with real gossip): the coordinator learns of the crash when its next RPC
-// to the worker fails. Detect(i) then has the hub report the failure.
+// to the worker fails. Cluster.Hub.Fail reports it, when a test needs that.
 func (cl *Cluster) Kill(i int) { cl.Workers[i].Crash() }
-
-// Detect has the hub report worker i as failed, as gossip's failure
-// detection eventually does after a crash.
-func (cl *Cluster) Detect(i int) { cl.Hub.Fail(cl.Workers[i].ID()) }
 
 // Stop stops worker i gracefully (it leaves the cluster) and waits for it.
 func (cl *Cluster) Stop(i int) {

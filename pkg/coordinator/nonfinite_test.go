@@ -4,39 +4,26 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/ringtrain/ringtrain/internal/testdata"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringtrain/ringtrain/internal/testdata"
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
-
-// writeNonFiniteCSV writes testdata.NonFiniteCSV (where the choice of
-// the data is explained) into a temporary file.
-func writeNonFiniteCSV(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nonfinite.csv")
-	if err := os.WriteFile(path, []byte(testdata.NonFiniteCSV()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // nonFiniteSetup is the run of the bug report: 2-8-1 relu/sigmoid/bce with
 // bias and He init (the cli defaults), SGD lr 0.1, batch 32, 3 epochs,
 // --on-nonfinite skip, seed 1, on the 80% training split of the CSV.
 func nonFiniteSetup(t *testing.T) setup {
 	t.Helper()
-	tr, _, err := data.Load("csv:"+writeNonFiniteCSV(t), "", data.Options{Seed: 1})
+	tr, _, err := data.Load("csv:"+testdata.WriteNonFiniteCSV(t), "", data.Options{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

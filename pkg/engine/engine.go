@@ -86,11 +86,9 @@ func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, b *Buffers)
 // loss sum of the whole global batch: an error wrapping model.ErrNonFinite
 // names the first NaN or infinity. The single-process trainer and every
 // worker (after the all-reduce) apply the same check to the same sums, so
-// they skip the same batches.
-func CheckStep(grads []float32, t Totals) error { return CheckStepPool(nil, grads, t) }
-
-// CheckStepPool is CheckStep scanning the gradient on p's threads (nil: one).
-func CheckStepPool(p *linalg.Pool, grads []float32, t Totals) error {
+// they skip the same batches. The gradient is scanned on p's threads (nil:
+// one).
+func CheckStep(p *linalg.Pool, grads []float32, t Totals) error {
 	if err := model.CheckFinitePool(p, "gradient", grads); err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func TestCheckStep(t *testing.T) {
 		{"loss beyond float32", []float32{1, 2}, 1e39, true},
 	}
 	for _, tc := range tests {
-		err := CheckStep(tc.grads, Totals{LossSum: tc.loss, Count: 1})
+		err := CheckStep(nil, tc.grads, Totals{LossSum: tc.loss, Count: 1})
 		if tc.bad != errors.Is(err, model.ErrNonFinite) {
 			t.Errorf("%s: got %v", tc.name, err)
 		}

@@ -31,7 +31,7 @@ func NewLocalExecutor(net *model.Network, opt *model.Optimizer, train *data.Data
 // refused before the update, leaving the parameters as they were.
 func (e *LocalExecutor) Step(_ context.Context, step int, batch []int) (StepResult, error) {
 	r := engine.ShardGradients(e.Net, e.Train, batch, &e.buf)
-	if err := engine.CheckStepPool(e.Net.Pool(), e.Net.Grads, r); err != nil {
+	if err := engine.CheckStep(e.Net.Pool(), e.Net.Grads, r); err != nil {
 		return r, fmt.Errorf("step %d: %w", step, err)
 	}
 	if r.Count > 0 {

@@ -246,7 +246,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	}
 	done := s.clock()
 	total := engine.ReadTotals(buf[len(net.Grads):])
-	if err := engine.CheckStepPool(net.Pool(), net.Grads, total); err != nil {
+	if err := engine.CheckStep(net.Pool(), net.Grads, total); err != nil {
 		return nil, protocol.Errorf(codes.OutOfRange, protocol.ReasonNonFinite, "step %d generation %d on worker %s: %v", req.Step, req.Generation, s.self(), err)
 	}
 	if total.Count <= 0 {

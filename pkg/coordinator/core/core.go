@@ -253,12 +253,6 @@ func New(cfg Config, committed int64) *Core {
 	return &Core{cfg: cfg.WithDefaults(), members: map[string]*member{}, committed: committed, stateSteps: committed}
 }
 
-// Generation returns the current ring generation.
-func (c *Core) Generation() uint64 { return c.generation }
-
-// Ring returns the current ring (do not modify).
-func (c *Core) Ring() []RingMember { return c.ring }
-
 // WorldSize returns the number of workers that ran the last committed step.
 func (c *Core) WorldSize() int { return c.world }
 
@@ -267,17 +261,6 @@ func (c *Core) Committed() int64 { return c.committed }
 
 // Phase names the core's state, for logs and tests.
 func (c *Core) Phase() string { return c.phase.String() }
-
-// Live returns the number of admitted workers that are not gone.
-func (c *Core) Live() int {
-	n := 0
-	for _, m := range c.members {
-		if !m.gone {
-			n++
-		}
-	}
-	return n
-}
 
 // StepDeadline is the deadline of one attempt at a step: ten times the
 // recent step time, at least MinStepTimeout and at most StepTimeout. A hung
@@ -737,12 +720,8 @@ func (c *Core) attemptOver(now time.Time) []Action {
 	// Decided: every survivor applies the step, when its commit reaches it
 	// (on the next step's request, or explicitly).
 	c.committed++
-	ids := make([]string, n)
-	for i, r := range c.ring {
-		ids[i] = r.ID
-	}
 	c.held = &held{
-		generation: c.generation, step: st.step, ids: ids,
+		generation: c.generation, step: st.step, ids: ringIDList(c.ring),
 		check: c.cfg.CheckEvery > 0 && (st.step+1)%c.cfg.CheckEvery == 0,
 		acked: map[string]bool{}, sums: map[string]uint32{},
 	}
@@ -825,11 +804,10 @@ func (c *Core) aborted(now time.Time) []Action {
 	st.lastErr = st.cause
 	c.newRing = true
 	c.phase = checking
+	ids := ringIDList(c.ring)
 	st.pending = map[string]bool{}
-	ids := make([]string, len(c.ring))
-	for i, r := range c.ring {
-		ids[i] = r.ID
-		st.pending[r.ID] = true
+	for _, id := range ids {
+		st.pending[id] = true
 	}
 	return []Action{
 		Aborted{Step: st.step, Generation: c.generation, Attempt: st.attempt, Err: st.cause, Reason: st.reason, After: now.Sub(st.started)},
@@ -913,13 +891,7 @@ func boolOrder(a, b bool) int {
 }
 
 // RingIDs joins the ids of a ring for logs.
-func RingIDs(r []RingMember) string {
-	ids := make([]string, len(r))
-	for i, m := range r {
-		ids[i] = m.ID
-	}
-	return strings.Join(ids, ",")
-}
+func RingIDs(r []RingMember) string { return strings.Join(ringIDList(r), ",") }
 
 // Abandon gives up the operation in progress because the caller stopped
 // (its context ended): nothing is held, and the next attempt uses a new

@@ -162,14 +162,6 @@ func (h *harness) reportAcked(s SendStep, rep Report, sums map[string]uint32) []
 	return out
 }
 
-func ringIDs(r []RingMember) []string {
-	out := make([]string, len(r))
-	for i, m := range r {
-		out[i] = m.ID
-	}
-	return out
-}
-
 func TestFirstStepLoadsStateAndCommits(t *testing.T) {
 	h := newHarness(t, Config{MinWorkers: 2}, "w1", "w0")
 	acts := h.c.BeginStep(h.now, 0, 10)
@@ -180,8 +172,8 @@ func TestFirstStepLoadsStateAndCommits(t *testing.T) {
 	acts = h.loadAll(acts)
 	rf := get[RingFormed](t, acts)
 	s := get[SendStep](t, acts)
-	if rf.Generation != 1 || s.Generation != 1 || !slices.Equal(ringIDs(s.Ring), []string{"w0", "w1"}) {
-		t.Fatalf("ring %v generation %d, want w0,w1 sorted by id in generation 1", ringIDs(s.Ring), s.Generation)
+	if rf.Generation != 1 || s.Generation != 1 || !slices.Equal(ringIDList(s.Ring), []string{"w0", "w1"}) {
+		t.Fatalf("ring %v generation %d, want w0,w1 sorted by id in generation 1", ringIDList(s.Ring), s.Generation)
 	}
 	if len(s.Shards) != 2 || s.Shards[0].End-s.Shards[0].Start != 5 || s.Shards[1].End != 10 {
 		t.Fatalf("shards %v, want two contiguous halves of 10", s.Shards)
@@ -299,8 +291,8 @@ func TestTransitions(t *testing.T) {
 			acts = append(acts, h.do(CommitDone{ID: "w1", Generation: c.Generation, Err: errors.New("refused")})...)
 			acts = append(acts, h.do(CommitDone{ID: "w2", Generation: c.Generation})...)
 			s2 := get[SendStep](t, acts)
-			if !slices.Equal(ringIDs(s2.Ring), []string{"w0", "w2"}) || s2.Generation != s.Generation+1 || s2.Attempt != 2 {
-				t.Fatalf("retry on %v generation %d attempt %d", ringIDs(s2.Ring), s2.Generation, s2.Attempt)
+			if !slices.Equal(ringIDList(s2.Ring), []string{"w0", "w2"}) || s2.Generation != s.Generation+1 || s2.Attempt != 2 {
+				t.Fatalf("retry on %v generation %d attempt %d", ringIDList(s2.Ring), s2.Generation, s2.Attempt)
 			}
 			h.advance(50 * time.Millisecond)
 			d := get[Done](t, h.report(s2, Report{Count: 9}))
@@ -349,8 +341,8 @@ func TestTransitions(t *testing.T) {
 			// Next step: w1 is left out while suspect, a new generation.
 			acts = h.c.BeginStep(h.now, 2, 6)
 			s2 := get[SendStep](t, acts)
-			if !slices.Equal(ringIDs(s2.Ring), []string{"w0", "w2"}) || s2.Generation == s.Generation || s2.Commit != nil {
-				t.Fatalf("ring %v generation %d commit %v", ringIDs(s2.Ring), s2.Generation, s2.Commit)
+			if !slices.Equal(ringIDList(s2.Ring), []string{"w0", "w2"}) || s2.Generation == s.Generation || s2.Commit != nil {
+				t.Fatalf("ring %v generation %d commit %v", ringIDList(s2.Ring), s2.Generation, s2.Commit)
 			}
 			get[Done](t, h.report(s2, Report{Count: 6}))
 			// After its backoff w1 comes back, but its state is stale: the
@@ -369,7 +361,7 @@ func TestTransitions(t *testing.T) {
 			}
 			s3 := get[SendStep](t, h.loadAll(acts))
 			if len(s3.Ring) != 3 {
-				t.Fatalf("ring %v", ringIDs(s3.Ring))
+				t.Fatalf("ring %v", ringIDList(s3.Ring))
 			}
 		}},
 		{"a ring member leaving during a step aborts it at once", func(t *testing.T) {
@@ -385,8 +377,8 @@ func TestTransitions(t *testing.T) {
 				t.Fatalf("reason %s", ab.Reason)
 			}
 			s2 := get[SendStep](t, h.healthyAll(get[CheckHealth](t, acts)))
-			if !slices.Equal(ringIDs(s2.Ring), []string{"w0"}) {
-				t.Fatalf("ring %v", ringIDs(s2.Ring))
+			if !slices.Equal(ringIDList(s2.Ring), []string{"w0"}) {
+				t.Fatalf("ring %v", ringIDList(s2.Ring))
 			}
 		}},
 		{"the deadline aborts a hung attempt", func(t *testing.T) {
@@ -413,7 +405,7 @@ func TestTransitions(t *testing.T) {
 			h.do(MemberLeft{ID: "w2", Addr: addr("w2"), Failed: true})
 			s := h.begin(1, 6)
 			if len(s.Ring) != 2 {
-				t.Fatalf("ring %v", ringIDs(s.Ring))
+				t.Fatalf("ring %v", ringIDList(s.Ring))
 			}
 			acts := h.do(MemberBack{ID: "w2", Addr: addr("w2")})
 			if has[Cancel](acts) || has[SendStep](acts) {
@@ -429,7 +421,7 @@ func TestTransitions(t *testing.T) {
 			}
 			s2 := get[SendStep](t, h.loadAll(acts))
 			if len(s2.Ring) != 3 || s2.Generation == s.Generation {
-				t.Fatalf("ring %v generation %d", ringIDs(s2.Ring), s2.Generation)
+				t.Fatalf("ring %v generation %d", ringIDList(s2.Ring), s2.Generation)
 			}
 		}},
 		{"below --min-workers the core waits, and resumes when a worker joins", func(t *testing.T) {
@@ -471,8 +463,8 @@ func TestTransitions(t *testing.T) {
 			h.fullStep(0, 4)
 			h.do(MemberJoined{ID: "a-spare", Addr: addr("a-spare")})
 			s := h.begin(1, 4)
-			if !slices.Equal(ringIDs(s.Ring), []string{"w0", "w1"}) {
-				t.Fatalf("the synced workers keep their places, the newcomer waits: %v", ringIDs(s.Ring))
+			if !slices.Equal(ringIDList(s.Ring), []string{"w0", "w1"}) {
+				t.Fatalf("the synced workers keep their places, the newcomer waits: %v", ringIDList(s.Ring))
 			}
 			h.do(MemberLeft{ID: "w0", Addr: addr("w0")})
 			h.do(StepFailed{ID: "w0", Generation: s.Generation, Kind: FailRPC})
@@ -485,8 +477,8 @@ func TestTransitions(t *testing.T) {
 				t.Fatalf("the spare must load the state: %s", describe(acts))
 			}
 			s2 := get[SendStep](t, h.loadAll(acts))
-			if !slices.Equal(ringIDs(s2.Ring), []string{"a-spare", "w1"}) {
-				t.Fatalf("ring %v", ringIDs(s2.Ring))
+			if !slices.Equal(ringIDList(s2.Ring), []string{"a-spare", "w1"}) {
+				t.Fatalf("ring %v", ringIDList(s2.Ring))
 			}
 		}},
 		{"different totals are divergence", func(t *testing.T) {
@@ -597,8 +589,8 @@ func TestTransitions(t *testing.T) {
 			h.do(StateLoaded{ID: "w0"})
 			acts = h.do(StateLoaded{ID: "w1", Err: errors.New("cancelled")})
 			s := get[SendStep](t, acts)
-			if !slices.Equal(ringIDs(s.Ring), []string{"w0"}) {
-				t.Fatalf("ring %v", ringIDs(s.Ring))
+			if !slices.Equal(ringIDList(s.Ring), []string{"w0"}) {
+				t.Fatalf("ring %v", ringIDList(s.Ring))
 			}
 		}},
 		{"backoff grows with consecutive failures and is capped", func(t *testing.T) {
