@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,4 +122,13 @@ func CheckAddrs(bad func(name, format string, args ...any), required, optional m
 			bad(name, "%q is not host:port", addr)
 		}
 	}
+}
+
+// Threads is the engine thread count of a --threads value: n, or the CPUs
+// this process may use (runtime.GOMAXPROCS) for 0.
+func Threads(n int) int {
+	if n > 0 {
+		return n
+	}
+	return runtime.GOMAXPROCS(0)
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce/shmring"
@@ -125,10 +124,7 @@ func Worker(ctx context.Context, args []string, stderr io.Writer) int {
 	if reg != nil {
 		wm = metrics.NewWorker(reg)
 	}
-	threads := opts.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
+	threads := Threads(opts.Threads)
 	shmDir := ""
 	if opts.RingShm {
 		shmDir = opts.RingShmDir

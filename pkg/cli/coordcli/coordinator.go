@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -212,10 +211,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm}
 	var exec train.Executor
 	var dist *coordinator.Coordinator
-	threads := opts.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
+	threads := cli.Threads(opts.Threads)
 	if opts.SingleProcess {
 		p.Net.SetThreads(threads)
 		p.Opt.SetPool(p.Net.Pool())
