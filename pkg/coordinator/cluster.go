@@ -52,15 +52,25 @@ func MakeCluster(ctx context.Context, cfg Config, job Job, n int) (*Cluster, err
 // AddWorker starts one more worker (id "" names it w<index>) and waits
 // until it has joined.
 func (cl *Cluster) AddWorker(id string) (*worker.Worker, error) {
+	return cl.AddWorkerWith(id, nil)
+}
+
+// AddWorkerWith is AddWorker with the worker's configuration changed by
+// tweak (nil: none) before it starts, e.g. to slow it down.
+func (cl *Cluster) AddWorkerWith(id string, tweak func(*worker.Config)) (*worker.Worker, error) {
 	i := len(cl.Workers)
 	if id == "" {
 		id = fmt.Sprintf("w%d", i)
 	}
 	wctx, cancel := context.WithCancel(cl.ctx)
-	w, err := worker.Start(wctx, worker.Config{
+	wcfg := worker.Config{
 		ID: id, GRPCAddr: "127.0.0.1:0", Log: cl.log,
 		Network: cl.Net, StartCluster: cl.Hub.Start,
-	})
+	}
+	if tweak != nil {
+		tweak(&wcfg)
+	}
+	w, err := worker.Start(wctx, wcfg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("start worker %s: %w", id, err)

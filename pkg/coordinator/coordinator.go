@@ -68,7 +68,9 @@ type Config struct {
 	// Metrics and Trace receive the run's figures (nil: none).
 	Metrics *metrics.Coordinator
 	Trace   *trace.Recorder
-	Log     *slog.Logger
+	// Observer sees every committed step and the ring's events (nil: none).
+	Observer Observer
+	Log      *slog.Logger
 	// Threads is the thread count of the coordinator's evaluations (0: one).
 	Threads int
 
@@ -336,6 +338,7 @@ func (s *pbService) Join(_ context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	c.mu.Unlock()
 	c.post(0, core.MemberJoined{ID: w.id, Addr: w.addr})
 	c.log.Info("worker joined", "worker", w.id, "grpc_addr", w.addr, "workers_known", n)
+	c.observe(EventJoined, w.id, -1, w.addr)
 	c.cfg.Metrics.MembershipChange(metrics.KindJoin)
 	return &pb.JoinResponse{Job: c.spec}, nil
 }
@@ -360,10 +363,11 @@ func (c *Coordinator) watchMembers(ctx context.Context) {
 			case membership.EventLeave:
 				c.post(0, core.MemberLeft{ID: id, Addr: addr, Failed: ev.Failed})
 				c.log.Warn("worker left the cluster", "worker", id, "failed", ev.Failed)
-				kind := metrics.KindLeave
+				kind, okind := metrics.KindLeave, EventLeft
 				if ev.Failed {
-					kind = metrics.KindFail
+					kind, okind = metrics.KindFail, EventFailed
 				}
+				c.observe(okind, id, -1, addr)
 				c.cfg.Metrics.MembershipChange(kind)
 				c.cfg.Metrics.ForgetWorker(id)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,6 +190,7 @@ func (c *Coordinator) exec(ctx context.Context, op uint64, f *inflight, a core.A
 		c.cfg.Metrics.RingGeneration(a.Generation)
 		c.cfg.Metrics.WorldSize(len(a.Ring))
 		c.log.Info("ring formed", "generation", a.Generation, "workers", len(a.Ring), "ring", core.RingIDs(a.Ring))
+		c.observe(EventRing, "", -1, fmt.Sprintf("generation %d: %v", a.Generation, core.RingIDs(a.Ring)))
 	case core.SendStep:
 		c.sendStep(ctx, f, post, a)
 	case core.Cancel:
@@ -245,13 +248,18 @@ func (c *Coordinator) exec(ctx context.Context, op uint64, f *inflight, a core.A
 		f.mu.Unlock()
 	case core.Suspected:
 		c.log.Warn("worker suspect, left out of the ring", "worker", a.ID, "failures", a.Failures, "retry_in", a.RetryIn, "err", a.Err)
+		c.observe(EventSuspect, a.ID, -1, fmt.Sprintf("%d failures, retry in %v: %v", a.Failures, a.RetryIn, a.Err))
 	case core.Aborted:
 		c.stats.Aborts++
 		c.cfg.Metrics.Abort(a.Reason)
 		c.log.Warn("step aborted", "step", a.Step, "generation", a.Generation, "attempt", a.Attempt,
 			"detected_after_seconds", a.After.Seconds(), "reason", a.Reason, "err", a.Err)
+		c.observe(EventAborted, "", a.Step, fmt.Sprintf("attempt %d, %s: %v", a.Attempt, a.Reason, a.Err))
 	case core.Note:
 		c.log.Info(a.Msg, "worker", a.ID, "optimizer_steps", a.Steps)
+		if a.Msg == core.NoteBack {
+			c.observe(EventReadmitted, a.ID, -1, a.Msg)
+		}
 	default:
 		panic(fmt.Sprintf("coordinator: unknown action %T", a))
 	}
@@ -327,6 +335,7 @@ func (c *Coordinator) done(d core.Done) {
 		c.cfg.Metrics.Recovery(d.Recovery)
 		c.log.Info("step recovered", "step", d.Step, "generation", d.Generation, "workers", d.World,
 			"attempts", d.Attempts, "recovery_seconds", d.Recovery.Seconds())
+		c.observe(EventRecovered, "", d.Step, fmt.Sprintf("%d attempts, %.3f s, %d workers", d.Attempts, d.Recovery.Seconds(), d.World))
 	}
 	c.cfg.Metrics.StepDone(d.Took, int(d.Result.Count), d.Result.LossSum/float64(max(d.Result.Count, 1)))
 	c.mu.Lock()
@@ -345,6 +354,15 @@ func (c *Coordinator) done(d core.Done) {
 	c.stats.AllreduceSeconds += comm
 	c.stats.BytesSentPerStep = sent
 	c.cfg.Metrics.Allreduce(int64(sent), secondsDur(comm))
+	if c.cfg.Observer != nil {
+		obs := StepObservation{Step: d.Step, Generation: d.Generation, Attempts: d.Attempts, Took: d.Took, Recovery: d.Recovery}
+		for id, r := range c.reports {
+			obs.Workers = append(obs.Workers, WorkerStep{ID: id, Compute: secondsDur(r.ComputeSeconds),
+				Allreduce: secondsDur(r.AllreduceSeconds), Samples: int(r.Count)})
+		}
+		slices.SortFunc(obs.Workers, func(a, b WorkerStep) int { return strings.Compare(a.ID, b.ID) })
+		c.cfg.Observer.ObserveStep(obs)
+	}
 }
 
 // Evaluate implements train.Executor: the coordinator fetches the current

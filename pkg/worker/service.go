@@ -59,6 +59,7 @@ type service struct {
 	expect  string
 	metrics *metrics.Worker
 	threads int // the engine's threads
+	delay   time.Duration // Config.ComputeDelay
 	// lastRequest is when the coordinator last called (unix nanoseconds).
 	lastRequest atomic.Int64
 }
@@ -226,6 +227,15 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	}
 	net := s.rep.net
 	local := engine.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf)
+	if s.delay > 0 {
+		t := time.NewTimer(s.delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 	computed := s.clock()
 	buf := engine.WithTotals(net)
 	engine.PutTotals(buf[len(net.Grads):], local)

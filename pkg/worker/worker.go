@@ -84,6 +84,9 @@ type Config struct {
 	Network      rpcnet.Network
 	StartCluster func(context.Context, membership.Config) (membership.Cluster, error)
 	Ring         RingNetwork
+	// ComputeDelay slows the worker on purpose: it is added to every
+	// shard's compute, before the all-reduce (tests of straggler detection).
+	ComputeDelay time.Duration
 }
 
 // RingNetwork connects a worker to its ring neighbours for one ring
@@ -190,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	opts = append(opts, tlsServer...)
 	w.server = grpc.NewServer(opts...)
 	w.svc = &service{log: log, self: func() string { return w.addr }, ring: ring, rep: &replica{}, clock: time.Now,
-		expect: cfg.ExpectModel, metrics: cfg.Metrics, threads: max(cfg.Threads, 1)}
+		expect: cfg.ExpectModel, metrics: cfg.Metrics, threads: max(cfg.Threads, 1), delay: cfg.ComputeDelay}
 	pb.RegisterWorkerServer(w.server, w.svc)
 	w.ring.Register(w.server)
 	w.health = health.NewServer()

@@ -388,8 +388,12 @@ func (c *Core) back(e MemberBack) []Action {
 	// Declared dead (a pause, a partition) and back: admitted again with
 	// fresh state, at the next ring formation.
 	m.gone, m.synced, m.failures, m.suspectUntil = false, false, 0, time.Time{}
-	return append([]Action{Note{Msg: "worker is back in the cluster; it will reload the state", ID: e.ID}}, c.wake()...)
+	return append([]Action{Note{Msg: NoteBack, ID: e.ID}}, c.wake()...)
 }
+
+// NoteBack is the Note of a worker declared dead that is back in the
+// cluster (it is readmitted with fresh state).
+const NoteBack = "worker is back in the cluster; it will reload the state"
 
 // memberGone reacts to the loss of member id during an operation.
 func (c *Core) memberGone(id string, cause error) []Action {
