@@ -58,7 +58,7 @@ type service struct {
 	// expect is the model configuration the worker accepts ("" = any).
 	expect  string
 	metrics *metrics.Worker
-	threads int // the engine's threads
+	threads int           // the engine's threads
 	delay   time.Duration // Config.ComputeDelay
 	// lastRequest is when the coordinator last called (unix nanoseconds).
 	lastRequest atomic.Int64
