@@ -168,6 +168,9 @@ type Coordinator struct {
 	evalNet *model.Network
 	buf     engine.Buffers
 	stats   Stats
+	// lastCompute and lastAllreduce are the slowest worker's times in the
+	// last committed step (under mu).
+	lastCompute, lastAllreduce time.Duration
 	batch   []int
 	waitLog time.Time
 }

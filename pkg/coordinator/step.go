@@ -352,6 +352,7 @@ func (c *Coordinator) done(d core.Done) {
 	}
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
+	c.lastCompute, c.lastAllreduce = secondsDur(compute), secondsDur(comm)
 	c.stats.BytesSentPerStep = sent
 	c.cfg.Metrics.Allreduce(int64(sent), secondsDur(comm))
 	if c.cfg.Observer != nil {
@@ -403,6 +404,14 @@ func (c *Coordinator) currentState(ctx context.Context) (*snapshot, error) {
 		return nil, f.Err
 	}
 	return c.state, nil
+}
+
+// LastStepTimes implements train.StepTimer: the slowest worker's compute
+// and all-reduce time in the last committed step.
+func (c *Coordinator) LastStepTimes() (compute, allreduce time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastCompute, c.lastAllreduce
 }
 
 // WorldSize implements train.Executor.

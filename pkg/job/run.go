@@ -16,12 +16,15 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/shard"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
 // Output file names inside --out.
 const (
 	MetricsFile = "metrics.csv"
+	// StepsFile has a row per training step (report.StepRecord).
+	StepsFile = "steps.csv"
 	CurveFile   = "learning_curve.png"
 	CurveSVG    = "learning_curve.svg"
 	ModelFile   = "model.safetensors"
@@ -142,6 +145,38 @@ type Env struct {
 	IsTerminal func(io.Writer) bool
 	// Metrics receives epoch and checkpoint figures (nil: none).
 	Metrics *metrics.Coordinator
+	// Watch sees the run as it goes (the dashboard; nil: none).
+	Watch Watcher
+}
+
+// Watcher follows a run: its start, every step and epoch, checkpoints and
+// the end. Its methods are called from the training loop's goroutine and
+// must be quick.
+type Watcher interface {
+	// Start gives the configuration, the steps the schedule will run in
+	// all (at most: early stopping may end it sooner) and the steps and
+	// epochs already done by a resumed run.
+	Start(info RunInfo)
+	Step(report.StepRecord)
+	Epoch(report.EpochRecord)
+	Checkpoint(path string, steps int, err error)
+	// Finish is called once with the summary (nil if none) and the error
+	// the run ended with (nil: completed).
+	Finish(sum *report.Summary, err error)
+}
+
+// RunInfo is what a Watcher learns at the start of a run.
+type RunInfo struct {
+	Config     map[string]string
+	Network    string
+	Params     int
+	EpochSteps int
+	TotalSteps int
+	Epochs     int
+	Batch      int
+	// Steps and Records are what a resumed run had done.
+	Steps   []report.StepRecord
+	Records []report.EpochRecord
 }
 
 // Interrupted is the error Run returns when ctx was cancelled during
@@ -172,7 +207,14 @@ func (e *Interrupted) Unwrap() error { return e.Cause }
 // in p receives the final parameters. When ctx is cancelled the outputs of
 // the work done so far are still written, and Run returns *Interrupted if
 // they and the checkpoints were saved, or an error saying what was not.
-func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*report.Summary, error) {
+func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (sum *report.Summary, err error) {
+	if env.Watch != nil {
+		defer func() { env.Watch.Finish(sum, err) }()
+	}
+	return run(ctx, p, exec, env)
+}
+
+func run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*report.Summary, error) {
 	if env.Now == nil {
 		env.Now = time.Now
 	}
@@ -189,6 +231,37 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		}
 	}
 	records := append([]report.EpochRecord(nil), p.Start.Records...)
+	stepRecs := resumedSteps(p, env.Log)
+	epochSteps := shard.Steps(p.Train.Rows(), p.Schedule.Batch)
+	total := epochSteps * p.Schedule.Epochs
+	if p.Schedule.MaxSteps > 0 {
+		total = min(total, p.Schedule.MaxSteps)
+	}
+	if env.Watch != nil {
+		env.Watch.Start(RunInfo{Config: p.Config.Map(), Network: p.Model.String(), Params: len(p.Net.Params),
+			EpochSteps: epochSteps, TotalSteps: total, Epochs: p.Schedule.Epochs, Batch: p.Schedule.Batch,
+			Steps: stepRecs, Records: records})
+	}
+	timer, _ := exec.(train.StepTimer)
+	hooks.Batch = func(b train.BatchInfo) {
+		rec := report.StepRecord{Step: b.Steps, Epoch: b.Epoch, LR: p.OptCfg.LR, WorldSize: b.WorldSize,
+			TrainLoss: math.NaN(), TrainAccuracy: math.NaN(), ComputeMS: math.NaN(), AllreduceMS: math.NaN(),
+			ElapsedSeconds: b.Elapsed.Seconds()}
+		if n := b.Result.Count; n > 0 {
+			rec.TrainLoss, rec.TrainAccuracy = b.Result.LossSum/float64(n), float64(b.Result.Correct)/float64(n)
+			if b.Took > 0 {
+				rec.SamplesPerSecond = float64(n) / b.Took.Seconds()
+			}
+		}
+		if timer != nil {
+			c, a := timer.LastStepTimes()
+			rec.ComputeMS, rec.AllreduceMS = float64(c)/1e6, float64(a)/1e6
+		}
+		stepRecs = append(stepRecs, rec)
+		if env.Watch != nil {
+			env.Watch.Step(rec)
+		}
+	}
 	hooks.CheckpointEvery = p.Config.CheckpointEvery
 	// The newest checkpoint and the error of the newest attempt (nil once a
 	// later one succeeds): what an interrupted run reports.
@@ -208,10 +281,16 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		env.Metrics.Checkpoint(env.Now().Sub(t0), err)
 		if err != nil {
 			ckpt.fail(pos.Steps, err)
+			if env.Watch != nil {
+				env.Watch.Checkpoint("", pos.Steps, err)
+			}
 			return err
 		}
 		ckpt = savedCheckpoint{path: path, steps: pos.Steps}
 		env.Log.Info("checkpoint written", "path", path, "steps", pos.Steps)
+		if env.Watch != nil {
+			env.Watch.Checkpoint(path, pos.Steps, nil)
+		}
 		return nil
 	}
 	// The best model follows early stopping's rule (train.Improves), so it
@@ -236,6 +315,12 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		env.Metrics.Epoch(rec.TrainLoss, rec.TrainAccuracy, rec.TestLoss, rec.TestAccuracy)
 		if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
 			env.Log.Error("cannot write metrics", "err", err)
+		}
+		if err := report.WriteStepsCSV(filepath.Join(out, StepsFile), stepRecs); err != nil {
+			env.Log.Error("cannot write the per-step metrics", "err", err)
+		}
+		if env.Watch != nil {
+			env.Watch.Epoch(rec)
 		}
 	}
 	env.Log.Info("training", "dataset", p.Config.Dataset, "train_rows", p.Train.Rows(), "test_rows", rows(p.Test),
@@ -268,7 +353,7 @@ func Run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 		notSaved = append(notSaved, fmt.Errorf("%s not written: cannot fetch the final parameters: %w", ModelFile, err))
 	}
 	sum := summarize(p, res, exec.WorldSize())
-	if werr := writeOutputs(p, records, sum, err == nil); werr != nil {
+	if werr := writeOutputs(p, records, stepRecs, sum, err == nil); werr != nil {
 		notSaved = append(notSaved, fmt.Errorf("outputs in %s: %w", out, werr))
 	} else {
 		env.Log.Info("outputs written", "dir", out, "test_accuracy", sum.TestAccuracy, "samples_per_second", sum.SamplesPerSecond, "wall_seconds", sum.WallSeconds)
@@ -336,16 +421,19 @@ func summarize(p *Prepared, res *train.Result, world int) *report.Summary {
 }
 
 // writeOutputs writes the output files; the model file only if withModel.
-func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary, withModel bool) error {
+func writeOutputs(p *Prepared, records []report.EpochRecord, steps []report.StepRecord, sum *report.Summary, withModel bool) error {
 	out := p.Config.Out
 	var errs []error
 	if err := report.WriteMetricsCSV(filepath.Join(out, MetricsFile), records); err != nil {
 		errs = append(errs, err)
 	}
-	if len(records) > 0 {
+	if err := report.WriteStepsCSV(filepath.Join(out, StepsFile), steps); err != nil {
+		errs = append(errs, err)
+	}
+	if len(records) > 0 || len(steps) > 0 {
 		title := fmt.Sprintf("%s: %s\n%s lr=%g batch=%d seed=%d", p.Config.Dataset, p.Model.String(), p.OptCfg.Kind, p.OptCfg.LR, p.Schedule.Batch, p.Config.Seed)
 		for _, name := range []string{CurveFile, CurveSVG} {
-			if err := report.PlotLearningCurve(filepath.Join(out, name), title, records); err != nil {
+			if err := report.PlotLearningCurve(filepath.Join(out, name), title, records, steps); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -363,6 +451,25 @@ func writeOutputs(p *Prepared, records []report.EpochRecord, sum *report.Summary
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// resumedSteps returns the rows of steps.csv of the steps a resumed run
+// had done before its checkpoint (none for a new run; a missing or
+// unreadable file is logged and the curve starts at the checkpoint).
+func resumedSteps(p *Prepared, log *slog.Logger) []report.StepRecord {
+	if p.Start.Steps == 0 {
+		return nil
+	}
+	recs, err := report.ReadStepsCSV(filepath.Join(p.Config.Out, StepsFile))
+	if err != nil {
+		log.Warn("cannot read the per-step metrics of the resumed run; steps.csv starts at the checkpoint", "err", err)
+		return nil
+	}
+	n := 0
+	for n < len(recs) && recs[n].Step <= p.Start.Steps {
+		n++
+	}
+	return recs[:n]
 }
 
 // checkWritable creates dir if needed and proves a file can be created in it.

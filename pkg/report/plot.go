@@ -27,24 +27,36 @@ const (
 	plotDPI    = 110 // PNG: 1210 x 495 pixels
 )
 
-// series is one curve of a panel.
-type series struct {
+// curve is one line of a panel: points, style and legend label.
+type curve struct {
 	label  string
-	values func(EpochRecord) float64
+	xys    plotter.XYs
 	color  color.Color
+	width  vg.Length
 	dashed bool
-	glyph  draw.GlyphDrawer
+	glyph  draw.GlyphDrawer // nil: a line without points
 }
 
-// PlotLearningCurve draws the learning curves of recs to path: loss (left
-// panel) and accuracy (right panel) against epoch, train and test, with a
-// title, axis labels, legends and grids. The format follows the extension:
-// .png or .svg. Every epoch is marked with a point, so a single epoch still
-// shows up; non-finite values (a test set not evaluated) are left out, and a
-// curve with no finite value is omitted. The file is written atomically.
-func PlotLearningCurve(path, title string, recs []EpochRecord) error {
-	if len(recs) == 0 {
-		return fmt.Errorf("report: plot %s: no epochs to plot", path)
+// Colours of the curves.
+var (
+	trainColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff} // blue
+	rawColor   = color.RGBA{R: 0x9e, G: 0xc5, B: 0xe6, A: 0xff} // light blue
+	testColor  = color.RGBA{R: 0xd6, G: 0x5f, B: 0x0e, A: 0xff} // dark orange
+)
+
+// PlotLearningCurve draws the learning curves to path: loss (left panel)
+// and accuracy (right panel) against the step. steps gives the per-step
+// training figures of each step's batch, drawn raw (thin, light) and
+// smoothed (an exponential moving average); recs gives the per-epoch train
+// and test figures, drawn as points at the step that ended each epoch, on
+// the same axes. So a one-epoch run shows a real curve. With no steps (a
+// run resumed from before steps.csv existed) only the epoch points are
+// drawn. The format follows the extension: .png or .svg. Non-finite values
+// are left out, and a curve with no finite value is omitted. The file is
+// written atomically.
+func PlotLearningCurve(path, title string, recs []EpochRecord, steps []StepRecord) error {
+	if len(recs) == 0 && len(steps) == 0 {
+		return fmt.Errorf("report: plot %s: no epochs or steps to plot", path)
 	}
 	ext := strings.ToLower(filepath.Ext(path))
 	var canvas vg.CanvasWriterTo
@@ -57,20 +69,18 @@ func PlotLearningCurve(path, title string, recs []EpochRecord) error {
 		return fmt.Errorf("report: plot %s: unsupported extension %q (want .png or .svg)", path, ext)
 	}
 
-	train := color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff} // blue
-	test := color.RGBA{R: 0xd6, G: 0x5f, B: 0x0e, A: 0xff}  // dark orange
-	loss, err := panel("loss", "loss", recs, []series{
-		{"train", func(r EpochRecord) float64 { return r.TrainLoss }, train, false, draw.CircleGlyph{}},
-		{"test", func(r EpochRecord) float64 { return r.TestLoss }, test, true, draw.TriangleGlyph{}},
-	})
+	loss, err := panel("loss", "loss", curves(steps, recs,
+		func(s StepRecord) float64 { return s.TrainLoss },
+		func(r EpochRecord) float64 { return r.TrainLoss },
+		func(r EpochRecord) float64 { return r.TestLoss }))
 	if err != nil {
 		return fmt.Errorf("report: plot %s: loss: %w", path, err)
 	}
 	loss.Legend.Top = true // loss falls: the top right is usually empty
-	acc, err := panel("accuracy", "accuracy", recs, []series{
-		{"train", func(r EpochRecord) float64 { return r.TrainAccuracy }, train, false, draw.CircleGlyph{}},
-		{"test", func(r EpochRecord) float64 { return r.TestAccuracy }, test, true, draw.TriangleGlyph{}},
-	})
+	acc, err := panel("accuracy", "accuracy", curves(steps, recs,
+		func(s StepRecord) float64 { return s.TrainAccuracy },
+		func(r EpochRecord) float64 { return r.TrainAccuracy },
+		func(r EpochRecord) float64 { return r.TestAccuracy }))
 	if err != nil {
 		return fmt.Errorf("report: plot %s: accuracy: %w", path, err)
 	}
@@ -112,12 +122,69 @@ func PlotLearningCurve(path, title string, recs []EpochRecord) error {
 	return nil
 }
 
-// panel builds one plot of the given series against epoch.
-func panel(name, ylabel string, recs []EpochRecord, ss []series) (*plot.Plot, error) {
+// curves builds a panel's curves: the per-step figure raw and smoothed,
+// and the per-epoch train and test figures.
+func curves(steps []StepRecord, recs []EpochRecord, step func(StepRecord) float64, train, test func(EpochRecord) float64) []curve {
+	var raw plotter.XYs
+	for _, s := range steps {
+		if v := step(s); finiteValue(v) {
+			raw = append(raw, plotter.XY{X: float64(s.Step), Y: v})
+		}
+	}
+	var tr, te plotter.XYs
+	for _, r := range recs {
+		if v := train(r); finiteValue(v) {
+			tr = append(tr, plotter.XY{X: float64(r.Step), Y: v})
+		}
+		if v := test(r); finiteValue(v) {
+			te = append(te, plotter.XY{X: float64(r.Step), Y: v})
+		}
+	}
+	span := SmoothingSpan(len(raw))
+	return []curve{
+		{label: "train, per step", xys: raw, color: rawColor, width: vg.Points(0.8)},
+		{label: fmt.Sprintf("train, smoothed (EMA %d steps)", span), xys: Smooth(raw, span), color: trainColor, width: vg.Points(2)},
+		{label: "train, epoch mean", xys: tr, color: trainColor, width: 0, glyph: draw.CircleGlyph{}},
+		{label: "test, epoch end", xys: te, color: testColor, width: vg.Points(1.5), dashed: true, glyph: draw.PyramidGlyph{}},
+	}
+}
+
+func finiteValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// SmoothingSpan is the span of the exponential moving average drawn over n
+// per-step points: about a twenty-fifth of the run, at least 5 and at most
+// 200 steps (0 when there are too few points to smooth).
+func SmoothingSpan(n int) int {
+	if n < 10 {
+		return 0
+	}
+	return min(max(n/25, 5), 200)
+}
+
+// Smooth returns the exponential moving average of xys with the given span
+// (alpha = 2/(span+1)), debiased as Adam does so that the first points are
+// not pulled towards zero; nil for span 0.
+func Smooth(xys plotter.XYs, span int) plotter.XYs {
+	if span <= 0 || len(xys) == 0 {
+		return nil
+	}
+	alpha := 2 / float64(span+1)
+	out := make(plotter.XYs, len(xys))
+	avg, weight := 0.0, 0.0
+	for i, p := range xys {
+		avg = (1-alpha)*avg + alpha*p.Y
+		weight = (1-alpha)*weight + alpha
+		out[i] = plotter.XY{X: p.X, Y: avg / weight}
+	}
+	return out
+}
+
+// panel builds one plot of the given curves against the step.
+func panel(name, ylabel string, cs []curve) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = name
 	p.Title.TextStyle.Font.Size = 13
-	p.X.Label.Text = "epoch"
+	p.X.Label.Text = "step"
 	p.Y.Label.Text = ylabel
 	p.X.Tick.Marker = plot.TickerFunc(epochTicks)
 	grid := plotter.NewGrid()
@@ -129,41 +196,55 @@ func panel(name, ylabel string, recs []EpochRecord, ss []series) (*plot.Plot, er
 
 	drawn := 0
 	ymin, ymax := math.Inf(1), math.Inf(-1)
-	for _, s := range ss {
-		var xys plotter.XYs
-		for _, r := range recs {
-			v := s.values(r)
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				continue
-			}
-			xys = append(xys, plotter.XY{X: float64(r.Epoch), Y: v})
-			ymin, ymax = math.Min(ymin, v), math.Max(ymax, v)
-		}
-		if len(xys) == 0 {
+	for _, c := range cs {
+		if len(c.xys) == 0 {
 			continue
 		}
-		line, points, err := plotter.NewLinePoints(xys)
-		if err != nil {
-			return nil, fmt.Errorf("series %s: %w", s.label, err)
+		for _, xy := range c.xys {
+			ymin, ymax = math.Min(ymin, xy.Y), math.Max(ymax, xy.Y)
 		}
-		line.Color = s.color
-		line.Width = vg.Points(1.5)
-		if s.dashed {
-			line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		var thumbs []plot.Thumbnailer
+		if c.width > 0 && len(c.xys) > 1 {
+			line, err := plotter.NewLine(c.xys)
+			if err != nil {
+				return nil, fmt.Errorf("series %s: %w", c.label, err)
+			}
+			line.Color = c.color
+			line.Width = c.width
+			if c.dashed {
+				line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			}
+			p.Add(line)
+			thumbs = append(thumbs, line)
 		}
-		points.Color = s.color
-		points.Shape = s.glyph
-		points.Radius = vg.Points(3)
-		if len(xys) > 20 {
-			points.Radius = vg.Points(1.5) // keep dense curves legible
+		if c.glyph != nil || len(c.xys) == 1 {
+			points, err := plotter.NewScatter(c.xys)
+			if err != nil {
+				return nil, fmt.Errorf("series %s: %w", c.label, err)
+			}
+			points.Color = c.color
+			points.Shape = c.glyph
+			if c.glyph == nil {
+				points.Shape = draw.CircleGlyph{}
+			}
+			points.Radius = vg.Points(3.5)
+			if len(c.xys) <= 3 {
+				points.Radius = vg.Points(5) // a lone point must stand out
+			} else if len(c.xys) > 20 {
+				points.Radius = vg.Points(1.5) // keep dense curves legible
+			}
+			p.Add(points)
+			thumbs = append(thumbs, points)
 		}
-		p.Add(line, points)
-		p.Legend.Add(s.label, line, points)
+		p.Legend.Add(c.label, thumbs...)
 		drawn++
 	}
 	if drawn == 0 {
 		return nil, errors.New("no finite values to plot")
 	}
+	// Room on the right for the points of the last epoch, which sit at
+	// the last step.
+	p.X.Max += math.Max(1, 0.02*(p.X.Max-p.X.Min))
 	if ymin == ymax {
 		// One distinct value (a single epoch, say): give the axis a small
 		// range around it rather than gonum's ±1, which would flatten
@@ -174,7 +255,7 @@ func panel(name, ylabel string, recs []EpochRecord, ss []series) (*plot.Plot, er
 	return p, nil
 }
 
-// epochTicks labels whole epochs only, at most about ten of them.
+// epochTicks labels whole numbers (steps) only, at most about ten of them.
 func epochTicks(min, max float64) []plot.Tick {
 	lo, hi := math.Ceil(min), math.Floor(max)
 	if hi < lo || math.IsInf(lo, 0) || math.IsInf(hi, 0) || math.IsNaN(lo) || math.IsNaN(hi) {

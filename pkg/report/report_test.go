@@ -185,6 +185,33 @@ func TestSummaryRoundTrip(t *testing.T) {
 	}
 }
 
+// syntheticSteps is a noisy falling loss over n steps of 199 per epoch.
+func syntheticSteps(n int) []StepRecord {
+	out := make([]StepRecord, n)
+	for i := range out {
+		noise := 0.08 * math.Sin(float64(i)*1.7)
+		out[i] = StepRecord{Step: i + 1, Epoch: i/199 + 1, TrainLoss: 0.7*math.Exp(-float64(i)/40) + 0.05 + noise,
+			TrainAccuracy: math.Min(1, 0.5+0.5*(1-math.Exp(-float64(i)/30))+noise/4), LR: 0.1,
+			SamplesPerSecond: 5000, WorldSize: 2, ComputeMS: 10, AllreduceMS: 2, ElapsedSeconds: float64(i) / 80}
+	}
+	return out
+}
+
+// rawPixels counts pixels close to the per-step (light blue) colour.
+func rawPixels(img image.Image) int {
+	b, n := img.Bounds(), 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			r, g, bl = r>>8, g>>8, bl>>8
+			if r > 0x80 && r < 0xc0 && g > 0xb0 && g < 0xd8 && bl > 0xd8 && bl < 0xf4 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // pixelStats counts pixels that differ from white, and pixels close to the
 // train (blue) and test (orange) curve colours.
 func pixelStats(img image.Image) (nonWhite, blue, orange int) {
@@ -212,22 +239,26 @@ func TestPlotLearningCurvePNG(t *testing.T) {
 	tests := []struct {
 		name       string
 		recs       []EpochRecord
+		steps      []StepRecord
 		wantOrange bool
+		wantRaw    bool // the light per-step curve is drawn
 	}{
-		{"five epochs", fiveEpochs(), true},
-		{"single epoch", fiveEpochs()[:1], true},
+		{"five epochs", fiveEpochs(), nil, true, false},
+		{"single epoch", fiveEpochs()[:1], nil, true, false},
+		{"single epoch with its steps", fiveEpochs()[:1], syntheticSteps(199), true, true},
+		{"five epochs with their steps", fiveEpochs(), syntheticSteps(995), true, true},
 		{"no test set", func() []EpochRecord {
 			r := fiveEpochs()
 			for i := range r {
 				r[i].TestLoss, r[i].TestAccuracy = math.NaN(), math.NaN()
 			}
 			return r
-		}(), false},
+		}(), nil, false, false},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "curve"+string(rune('a'+i))+".png")
-			if err := PlotLearningCurve(path, "mnist12: 784-1000-1000-1, batch 64", tc.recs); err != nil {
+			if err := PlotLearningCurve(path, "mnist12: 784-1000-1000-1, batch 64", tc.recs, tc.steps); err != nil {
 				t.Fatal(err)
 			}
 			f, err := os.Open(path)
@@ -253,14 +284,17 @@ func TestPlotLearningCurvePNG(t *testing.T) {
 			if tc.wantOrange != (orange >= 50) {
 				t.Fatalf("%d test-coloured pixels, want test curve drawn: %v", orange, tc.wantOrange)
 			}
+			if raw := rawPixels(img); tc.wantRaw != (raw >= 200) {
+				t.Fatalf("%d pixels of the per-step colour, want the per-step curve drawn: %v", raw, tc.wantRaw)
+			}
 		})
 	}
-	onlyFiles(t, dir, "curvea.png", "curveb.png", "curvec.png")
+	onlyFiles(t, dir, "curvea.png", "curveb.png", "curvec.png", "curved.png", "curvee.png")
 }
 
 func TestPlotLearningCurveSVG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "curve.SVG")
-	if err := PlotLearningCurve(path, "run", fiveEpochs()); err != nil {
+	if err := PlotLearningCurve(path, "run", fiveEpochs(), syntheticSteps(995)); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(path)
@@ -280,7 +314,7 @@ func TestPlotLearningCurveSVG(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"loss", "accuracy", "epoch", "train", "test"} {
+	for _, want := range []string{"loss", "accuracy", "step", "train, per step", "train, epoch mean", "test, epoch end"} {
 		if !bytes.Contains(raw, []byte(">"+want+"<")) {
 			t.Errorf("SVG has no text %q", want)
 		}
@@ -298,14 +332,14 @@ func TestPlotLearningCurveErrors(t *testing.T) {
 		recs       []EpochRecord
 		want       string
 	}{
-		{"no records", "a.png", nil, "no epochs"},
+		{"no records", "a.png", nil, "no epochs or steps"},
 		{"bad extension", "a.gif", fiveEpochs(), `unsupported extension ".gif"`},
 		{"no extension", "curve", fiveEpochs(), "unsupported extension"},
 		{"no finite loss", "b.png", allNaN, "loss: no finite values"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := PlotLearningCurve(filepath.Join(dir, tc.file), "t", tc.recs)
+			err := PlotLearningCurve(filepath.Join(dir, tc.file), "t", tc.recs, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got error %v, want one containing %q", err, tc.want)
 			}

@@ -135,6 +135,9 @@ type Hooks struct {
 	// within the epoch (from 1), the steps in the epoch, the samples trained
 	// so far and the running mean loss of the epoch.
 	Step func(epoch, step, steps int, samples int64, loss float64)
+	// Batch is called after every committed step with its own figures
+	// (per-step curves, the dashboard).
+	Batch func(BatchInfo)
 	// Epoch is called after every epoch's evaluation.
 	Epoch func(rec report.EpochRecord)
 	// Checkpoint is called every CheckpointEvery steps and after every
@@ -144,6 +147,28 @@ type Hooks struct {
 	Checkpoint func(pos Position) error
 	// CheckpointEvery is the checkpoint interval in steps (0: epoch ends only).
 	CheckpointEvery int
+}
+
+// BatchInfo describes one committed step for Hooks.Batch.
+type BatchInfo struct {
+	Epoch       int // from 1
+	StepInEpoch int // from 1
+	EpochSteps  int // steps in an epoch
+	Steps       int // steps done in the run, this one included
+	Samples     int64
+	// Result is the step's sums over its global batch (before its update).
+	Result StepResult
+	// Took is the step's wall time as the training loop measured it.
+	Took time.Duration
+	// Elapsed is the run's wall time so far.
+	Elapsed   time.Duration
+	WorldSize int
+}
+
+// StepTimer is an Executor that measures the parts of its last step: the
+// slowest worker's compute (forward and backward) and all-reduce time.
+type StepTimer interface {
+	LastStepTimes() (compute, allreduce time.Duration)
 }
 
 // Position is where a run stands in its schedule: with the parameters and
@@ -266,6 +291,10 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 			correct += r.Correct
 			seen += r.Count
 			reached = s + 1
+			if hooks.Batch != nil {
+				hooks.Batch(BatchInfo{Epoch: epoch, StepInEpoch: s + 1, EpochSteps: steps, Steps: res.Steps, Samples: res.Samples,
+					Result: r, Took: now().Sub(t0), Elapsed: now().Sub(start), WorldSize: exec.WorldSize()})
+			}
 			if hooks.Step != nil {
 				hooks.Step(epoch, s+1, steps, res.Samples, lossSum/float64(seen))
 			}
