@@ -171,8 +171,8 @@ type Coordinator struct {
 	// lastCompute and lastAllreduce are the slowest worker's times in the
 	// last committed step (under mu).
 	lastCompute, lastAllreduce time.Duration
-	batch   []int
-	waitLog time.Time
+	batch                      []int
+	waitLog                    time.Time
 }
 
 // queued is an event for the core, tagged with the operation it belongs to

@@ -25,9 +25,9 @@ const (
 	MetricsFile = "metrics.csv"
 	// StepsFile has a row per training step (report.StepRecord).
 	StepsFile = "steps.csv"
-	CurveFile   = "learning_curve.png"
-	CurveSVG    = "learning_curve.svg"
-	ModelFile   = "model.safetensors"
+	CurveFile = "learning_curve.png"
+	CurveSVG  = "learning_curve.svg"
+	ModelFile = "model.safetensors"
 	// BestModelFile holds the parameters of the epoch with the lowest test
 	// loss (written when a test set is evaluated).
 	BestModelFile = "model.best.safetensors"
