@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -53,12 +54,16 @@ type Operations struct {
 	TLS      tlsutil.Config
 	Key      []byte
 	Registry *prometheus.Registry // nil when metrics are off
+	// HTTPAddr is the address the metrics server is bound to (nil: off).
+	HTTPAddr net.Addr
 	Stop     func()
 }
 
 // SetupOperations completes the TLS configuration from the environment,
-// validates it, reads the gossip key and starts the metrics endpoint.
-func SetupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *slog.Logger) (*Operations, error) {
+// validates it, reads the gossip key and starts the metrics endpoint, which
+// also serves page (the coordinator's dashboard; none for nil) on every
+// path other than /metrics and /healthz.
+func SetupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *slog.Logger, page ...http.Handler) (*Operations, error) {
 	tc = tc.FromEnv(os.Getenv)
 	if err := tc.Validate(); err != nil {
 		return nil, err
@@ -67,26 +72,27 @@ func SetupOperations(tc tlsutil.Config, gossipKeyFile, metricsAddr string, log *
 	if err != nil {
 		return nil, err
 	}
-	reg, stop, err := serveMetrics(metricsAddr, log)
+	reg, bound, stop, err := serveMetrics(metricsAddr, log, page...)
 	if err != nil {
 		return nil, err
 	}
-	return &Operations{TLS: tc, Key: key, Registry: reg, Stop: stop}, nil
+	return &Operations{TLS: tc, Key: key, Registry: reg, HTTPAddr: bound, Stop: stop}, nil
 }
 
 // serveMetrics starts the metrics endpoint when addr is set and returns the
-// registry (nil when metrics are off) and a stop function.
-func serveMetrics(addr string, log *slog.Logger) (*prometheus.Registry, func(), error) {
+// registry (nil when metrics are off), the bound address and a stop
+// function.
+func serveMetrics(addr string, log *slog.Logger, page ...http.Handler) (*prometheus.Registry, net.Addr, func(), error) {
 	if addr == "" {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	reg := metrics.NewRegistry()
-	srv, bound, err := metrics.Serve(addr, reg, log)
+	srv, bound, err := metrics.Serve(addr, reg, log, page...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	log.Info("metrics served", "addr", bound.String(), "path", "/metrics")
-	return reg, func() { _ = srv.Close() }, nil
+	return reg, bound, func() { _ = srv.Close() }, nil
 }
 
 // ParseArgs parses args into fs and refuses positional arguments. It

@@ -25,6 +25,9 @@ type Coordinator struct {
 	aborts                *prometheus.CounterVec
 	recoveries            prometheus.Counter
 	recoveryDuration      prometheus.Histogram
+	straggler             *prometheus.GaugeVec
+	stragglerRatio        *prometheus.GaugeVec
+	stragglersDetected    prometheus.Counter
 }
 
 // NewCoordinator creates the coordinator's metrics and registers them on reg
@@ -82,6 +85,15 @@ func NewCoordinator(reg prometheus.Registerer) *Coordinator {
 		}, []string{"reason"}),
 		recoveries:       counter("recoveries_total", "Steps committed after one or more aborted attempts."),
 		recoveryDuration: histogram("recovery_duration_seconds", "Time from a step's first aborted attempt to its commit."),
+		straggler: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "worker_straggler",
+			Help: "1 while the worker is named a straggler (its median compute time over the window is above the threshold over the others'), 0 when it is not, by worker.",
+		}, []string{"worker"}),
+		stragglerRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "worker_straggler_ratio",
+			Help: "A straggler's median compute time over the other workers' median, when it was named; 0 when it is not one, by worker.",
+		}, []string{"worker"}),
+		stragglersDetected: counter("stragglers_detected_total", "Times a worker was named a straggler."),
 	}
 	// Every label value of the fixed sets exists from the start, at zero, so
 	// that rate() and alerts see the series before the first event.
@@ -103,6 +115,7 @@ func NewCoordinator(reg prometheus.Registerer) *Coordinator {
 		m.allreduceBytes, m.allreduceDuration, m.epochs, m.epochLoss, m.epochAcc,
 		m.worldSize, m.generation, m.membership, m.checkpoints, m.checkpointDuration,
 		m.checkpointLast, m.aborts, m.recoveries, m.recoveryDuration,
+		m.straggler, m.stragglerRatio, m.stragglersDetected,
 	)
 	return m
 }
@@ -136,6 +149,24 @@ func (m *Coordinator) ForgetWorker(worker string) {
 		return
 	}
 	m.workerCompute.DeleteLabelValues(worker)
+	m.straggler.DeleteLabelValues(worker)
+	m.stragglerRatio.DeleteLabelValues(worker)
+}
+
+// Straggler records that worker became a straggler (on, with its compute
+// time ratio over the others') or stopped being one.
+func (m *Coordinator) Straggler(worker string, on bool, ratio float64) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.stragglersDetected.Inc()
+		m.straggler.WithLabelValues(worker).Set(1)
+		m.stragglerRatio.WithLabelValues(worker).Set(ratio)
+		return
+	}
+	m.straggler.WithLabelValues(worker).Set(0)
+	m.stragglerRatio.WithLabelValues(worker).Set(0)
 }
 
 // Allreduce records the all-reduce of a committed step: the bytes each

@@ -31,6 +31,7 @@ func exerciseCoordinator(m *Coordinator) {
 	m.Checkpoint(time.Second, errors.New("disk full"))
 	m.Abort(ReasonDeadline)
 	m.Recovery(1500 * time.Millisecond)
+	m.Straggler("w1", true, 2.5)
 }
 
 // exerciseWorker calls every Worker method at least once.
@@ -200,6 +201,9 @@ func TestCoordinatorMetricsRegisteredExercisedAndLinted(t *testing.T) {
 		"ringtrain_step_duration_seconds",
 		"ringtrain_step_loss",
 		"ringtrain_steps_total",
+		"ringtrain_stragglers_detected_total",
+		"ringtrain_worker_straggler",
+		"ringtrain_worker_straggler_ratio",
 		"ringtrain_world_size",
 	}
 	if got := ringtrainNames(mfs); !slices.Equal(got, want) {
@@ -317,6 +321,17 @@ func TestCoordinatorValues(t *testing.T) {
 			func(m *Coordinator) prometheus.Collector { return m.checkpointLast }, 0},
 		{"recoveries", func(m *Coordinator) { m.Recovery(time.Second) },
 			func(m *Coordinator) prometheus.Collector { return m.recoveries }, 1},
+		{"straggler named", func(m *Coordinator) { m.Straggler("w1", true, 3) },
+			func(m *Coordinator) prometheus.Collector { return m.straggler.WithLabelValues("w1") }, 1},
+		{"straggler ratio", func(m *Coordinator) { m.Straggler("w1", true, 3) },
+			func(m *Coordinator) prometheus.Collector { return m.stragglerRatio.WithLabelValues("w1") }, 3},
+		{"straggler cleared", func(m *Coordinator) { m.Straggler("w1", true, 3); m.Straggler("w1", false, 0) },
+			func(m *Coordinator) prometheus.Collector { return m.straggler.WithLabelValues("w1") }, 0},
+		{"stragglers counted when named", func(m *Coordinator) {
+			m.Straggler("w1", true, 3)
+			m.Straggler("w1", false, 0)
+			m.Straggler("w2", true, 2)
+		}, func(m *Coordinator) prometheus.Collector { return m.stragglersDetected }, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,9 +403,13 @@ func TestForgetWorker(t *testing.T) {
 	m := NewCoordinator(reg)
 	m.WorkerCompute("w0", time.Millisecond)
 	m.WorkerCompute("w1", time.Millisecond)
+	m.Straggler("w0", true, 2)
+	m.Straggler("w1", false, 0)
 	m.ForgetWorker("w0")
-	if n, err := testutil.GatherAndCount(reg, "ringtrain_step_compute_duration_seconds"); err != nil || n != 1 {
-		t.Errorf("%d series after forgetting one of two workers (err %v), want 1", n, err)
+	for _, name := range []string{"ringtrain_step_compute_duration_seconds", "ringtrain_worker_straggler", "ringtrain_worker_straggler_ratio"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s: %d series after forgetting one of two workers (err %v), want 1", name, n, err)
+		}
 	}
 }
 

@@ -22,9 +22,10 @@ const (
 )
 
 // Handler returns the HTTP handler of the metrics server: /metrics serves
-// reg in the Prometheus exposition formats, /healthz answers "ok", anything
-// else is 404.
-func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+// reg in the Prometheus exposition formats, /healthz answers "ok", every
+// other path goes to the pages handlers in turn (the coordinator's
+// dashboard; a nil one is skipped), and with none it is 404.
+func Handler(reg *prometheus.Registry, log *slog.Logger, pages ...http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPrintln{log},
@@ -35,13 +36,20 @@ func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	for _, p := range pages {
+		if p != nil {
+			mux.Handle("/", p)
+			break
+		}
+	}
 	return mux
 }
 
 // Serve listens on addr (host:port; port 0 picks a free port) and serves
-// Handler(reg, log) in the background. It returns the server, to stop with
-// Shutdown or Close, and the address it is bound to. log may be nil.
-func Serve(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, net.Addr, error) {
+// Handler(reg, log, pages...) in the background. It returns the server, to
+// stop with Shutdown or Close, and the address it is bound to. log may be
+// nil.
+func Serve(addr string, reg *prometheus.Registry, log *slog.Logger, pages ...http.Handler) (*http.Server, net.Addr, error) {
 	if reg == nil {
 		return nil, nil, errors.New("metrics server: no registry")
 	}
@@ -53,7 +61,7 @@ func Serve(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Serve
 		return nil, nil, fmt.Errorf("metrics server: listen on %q: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(reg, log),
+		Handler:           Handler(reg, log, pages...),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -22,11 +22,13 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/cli"
 	"github.com/ringtrain/ringtrain/pkg/coordinator"
 	"github.com/ringtrain/ringtrain/pkg/coordinator/core"
+	"github.com/ringtrain/ringtrain/pkg/dashboard"
 	"github.com/ringtrain/ringtrain/pkg/job"
 	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
 	"github.com/ringtrain/ringtrain/pkg/report"
+	"github.com/ringtrain/ringtrain/pkg/straggler"
 	"github.com/ringtrain/ringtrain/pkg/tlsutil"
 	"github.com/ringtrain/ringtrain/pkg/trace"
 	"github.com/ringtrain/ringtrain/pkg/train"
@@ -86,7 +88,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", opts.CPUProfile, "write a CPU profile of this process to this file (go tool pprof)")
 	opts.TLS.Bind(fs)
 	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+cli.EnvGossipKey)
-	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve Prometheus metrics on this address at /metrics (empty: off)")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve the live dashboard at / (JSON at /api/state) and Prometheus metrics at /metrics on this address (empty: off; the default falls back to a free port when taken)")
 	fs.StringVar(&opts.TraceFile, "trace", opts.TraceFile, "write a per-step trace in Chrome trace JSON (chrome://tracing, Perfetto) to this file")
 	return fs
 }
@@ -96,7 +98,7 @@ func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
 		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes, RingShm: true,
-		RingShmDir: shmring.DefaultDir(),
+		RingShmDir: shmring.DefaultDir(), MetricsAddr: DefaultMetricsAddr,
 	}
 }
 
@@ -167,10 +169,18 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
 	}
-	ops, err := cli.SetupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log)
+	hub := dashboard.New(time.Now)
+	ops, err := cli.SetupOperations(opts.TLS, opts.GossipKeyFile, opts.MetricsAddr, log, hub.Handler())
+	if err != nil && addrInUse(err) && opts.MetricsAddr == DefaultMetricsAddr && !flagSet(fs, "metrics-addr") {
+		log.Warn("the default dashboard address is taken; using a free port", "wanted", DefaultMetricsAddr)
+		ops, err = cli.SetupOperations(opts.TLS, opts.GossipKeyFile, "127.0.0.1:0", log, hub.Handler())
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 2
+	}
+	if ops.HTTPAddr != nil {
+		log.Info("dashboard: open "+dashboardURL(ops.HTTPAddr)+" to watch the run", "url", dashboardURL(ops.HTTPAddr))
 	}
 	defer ops.Stop()
 	opts.TLS = ops.TLS
@@ -208,7 +218,12 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start training", "err", err)
 		return 1
 	}
-	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm}
+	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm, Watch: hub}
+	obs, err := newWatch(hub, straggler.Config{}, log, cm)
+	if err != nil {
+		log.Error("cannot start the straggler detector", "err", err)
+		return 1
+	}
 	var exec train.Executor
 	var dist *coordinator.Coordinator
 	threads := cli.Threads(opts.Threads)
@@ -225,7 +240,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
-			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads,
+			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads, Observer: obs,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
@@ -286,6 +301,13 @@ func exitCode(ctx context.Context, err error, log *slog.Logger) int {
 		log.Error("training failed", "err", err)
 		return 1
 	}
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // joinable turns a bound gossip address into one a local process can dial.
