@@ -219,7 +219,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	env := job.Env{Log: log, Stderr: stderr, Now: time.Now, IsTerminal: report.IsTerminal, Metrics: cm, Watch: hub}
-	obs, err := newWatch(hub, straggler.Config{}, log, cm)
+	obs, err := dashboard.NewWatch(hub, straggler.Config{}, log, cm)
 	if err != nil {
 		log.Error("cannot start the straggler detector", "err", err)
 		return 1

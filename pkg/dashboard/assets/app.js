@@ -157,7 +157,7 @@ function render(st) {
     const tr = node("tr", w.straggler ? "straggler" : "");
     const id = node("td", "", w.id);
     if (w.straggler) id.append(node("span", "tag", `straggler ${fmt(w.straggler_ratio, 1)}×`));
-    tr.append(id, node("td", "state-" + w.state, w.state), node("td", "num", fmt(w.compute_ms, 1)), node("td", "num", fmt(w.allreduce_ms, 1)));
+    tr.append(id, node("td", "state-" + w.state, w.state), node("td", "num", fmt(w.compute_ms, 1) + " ms"), node("td", "num", fmt(w.allreduce_ms, 1) + " ms"));
     const bars = node("div", "bars");
     const c = node("div", "c"); c.style.width = (100 * w.compute_ms / slowest) + "%";
     const a = node("div", "a"); a.style.width = (100 * w.allreduce_ms / slowest) + "%";
@@ -186,7 +186,8 @@ function render(st) {
   const cks = $("checkpoints"); cks.replaceChildren();
   for (const c of st.checkpoints.slice().reverse()) {
     const li = node("li", c.error ? "bad" : "");
-    li.append(node("span", "t", clock(c.time)), node("span", "kind", `step ${c.steps}`), " " + (c.error || c.path));
+    li.append(node("span", "t", clock(c.time)), node("span", "kind", `step ${c.steps}`), " " + (c.error || c.path.split("/").pop()));
+    if (c.path) li.title = c.path;
     cks.append(li);
   }
   if (st.checkpoints.length === 0) cks.append(node("li", "muted", "none yet"));
