@@ -66,7 +66,29 @@ func WorkerFlags(opts *WorkerOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve Prometheus metrics on this address at /metrics (empty: off)")
 	fs.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "log format: text or json")
 	fs.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level: debug, info, warn, error")
+	SetUsage(fs, WorkerHelp)
 	return fs
+}
+
+// WorkerHelp is the worker's --help: its flags by topic and a few
+// examples. A flag in no group is listed under "Other" (and fails the cli
+// tests: put it in a group).
+var WorkerHelp = Help{
+	Usage: []string{
+		"worker --join HOST:PORT [flags]     join a run and train until stopped (SIGTERM: leave gracefully)",
+		"worker healthcheck [--addr]         ask a worker's gRPC health service",
+	},
+	Groups: []FlagGroup{
+		{"Cluster", []string{"join", "id", "grpc-addr", "advertise", "gossip-addr", "gossip-advertise", "gossip-fast", "expect-model"}},
+		{"Ring and engine", []string{"ring-shm", "ring-shm-dir", "ring-socket-dir", "threads"}},
+		{"Security", []string{"tls-cert", "tls-key", "tls-ca", "gossip-key-file"}},
+		{"Operations", []string{"metrics-addr", "log-format", "log-level"}},
+	},
+	Examples: []string{
+		"worker --join 127.0.0.1:7946 --grpc-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 # on the coordinator's machine, any free ports",
+		"worker --join coordinator.example:7946 --advertise $(hostname):7071 --gossip-advertise $(hostname):7947 # on another machine",
+		"worker --join 10.0.0.5:7946 --tls-cert w.pem --tls-key w.key --tls-ca ca.pem --gossip-key-file gossip.key # secured (docs/security.md)",
+	},
 }
 
 // Validate checks the worker's flags and names the flag at fault.

@@ -90,7 +90,39 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.StringVar(&opts.GossipKeyFile, "gossip-key-file", opts.GossipKeyFile, "file holding the base64 gossip encryption key (16, 24 or 32 bytes); default $"+cli.EnvGossipKey)
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", opts.MetricsAddr, "serve the live dashboard at / (JSON at /api/state) and Prometheus metrics at /metrics on this address (empty: off; the default falls back to a free port when taken)")
 	fs.StringVar(&opts.TraceFile, "trace", opts.TraceFile, "write a per-step trace in Chrome trace JSON (chrome://tracing, Perfetto) to this file")
+	cli.SetUsage(fs, CoordinatorHelp)
 	return fs
+}
+
+// CoordinatorHelp is the coordinator's --help: its flags by topic and a
+// few examples. A flag in no group is listed under "Other" (and fails the
+// cli tests: put it in a group).
+var CoordinatorHelp = cli.Help{
+	Usage: []string{
+		"coordinator [flags]                 train (see the examples at the end)",
+		"coordinator predict|eval [flags]    use a trained model (coordinator predict --help)",
+		"coordinator healthcheck [--addr]    ask a coordinator's gRPC health service",
+		"coordinator gen-certs --dir DIR     make a test CA and certificates",
+	},
+	Groups: []cli.FlagGroup{
+		{Title: "Data", Flags: []string{"dataset", "test", "data-dir", "shuffle"}},
+		{Title: "Model", Flags: []string{"hidden", "activation", "output", "loss", "bias", "init", "init-from"}},
+		{Title: "Optimization", Flags: []string{"optimizer", "lr", "momentum", "nesterov", "weight-decay", "batch", "epochs", "max-epochs",
+			"steps", "until-loss", "patience", "min-delta", "on-nonfinite", "seed", "threads"}},
+		{Title: "Outputs", Flags: []string{"out", "trace", "cpuprofile"}},
+		{Title: "Checkpoints", Flags: []string{"checkpoint-every", "keep-checkpoints", "resume"}},
+		{Title: "Cluster", Flags: []string{"local-workers", "single-process", "min-workers", "max-workers", "grpc-addr", "advertise",
+			"gossip-addr", "gossip-advertise", "gossip-fast", "check-every", "step-timeout", "frame-bytes", "ring-shm", "ring-shm-dir"}},
+		{Title: "Security", Flags: []string{"tls-cert", "tls-key", "tls-ca", "gossip-key-file"}},
+		{Title: "Operations", Flags: []string{"metrics-addr", "log-format", "log-level"}},
+	},
+	Examples: []string{
+		"coordinator --local-workers 2 # the main job: MNIST 1 vs 2, one epoch, two workers in this process; dashboard at http://127.0.0.1:8070/",
+		"coordinator --min-workers 3 --grpc-addr :7070 --gossip-addr :7946 # wait for three workers (worker --join HOST:7946), then train",
+		"coordinator --local-workers 2 --optimizer adam --lr 0.001 --max-epochs 20 --patience 3 # until the test loss stops improving",
+		"coordinator --single-process --dataset gaussian --hidden 8 --batch 0 --epochs 200 # the lecture's 2-D exercise, full batch, no workers",
+		"coordinator predict --model out/model.safetensors --input rows.csv # classify CSV rows with the trained model",
+	},
 }
 
 // DefaultCoordinatorOptions returns the coordinator's defaults.
