@@ -165,6 +165,10 @@ function render(st) {
     const td = node("td", "barcol"); td.append(bars); tr.append(td);
     body.append(tr);
   }
+  if (st.workers.length === 0) {
+    const tr = node("tr"), td = node("td", "muted", st.status === "starting" ? "waiting for workers…" : "no workers: trained in this process (--single-process)");
+    td.colSpan = 5; tr.append(td); body.append(tr);
+  }
   b.dataset.workers = String(st.workers.filter((w) => w.state === "training").length);
   b.dataset.stragglers = st.stragglers.join(",");
 
