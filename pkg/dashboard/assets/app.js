@@ -166,7 +166,7 @@ function render(st) {
     body.append(tr);
   }
   if (st.workers.length === 0) {
-    const tr = node("tr"), td = node("td", "muted", st.status === "starting" ? "waiting for workers…" : "no workers: trained in this process (--single-process)");
+    const tr = node("tr"), td = node("td", "muted", "no workers yet (none at all with --single-process: it trains in this process)");
     td.colSpan = 5; tr.append(td); body.append(tr);
   }
   b.dataset.workers = String(st.workers.filter((w) => w.state === "training").length);
