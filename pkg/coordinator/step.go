@@ -17,6 +17,7 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/trace"
 	"github.com/ringtrain/ringtrain/pkg/train"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
@@ -332,17 +333,20 @@ func (c *Coordinator) done(d core.Done) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	begin := c.clock.Now().Add(-d.Took)
-	var compute, comm float64
+	var compute, comm, exposed float64
 	var sent uint64
 	for id, r := range c.reports {
 		c.cfg.Metrics.WorkerCompute(id, secondsDur(r.ComputeSeconds))
-		c.cfg.Trace.Step(uint64(d.Step), begin, id, secondsDur(r.ComputeSeconds), secondsDur(r.AllreduceSeconds))
+		c.cfg.Trace.StepPhases(uint64(d.Step), begin, id, trace.Phases{Compute: secondsDur(r.ComputeSeconds),
+			Allreduce: secondsDur(r.AllreduceSeconds), Exposed: secondsDur(r.AllreduceExposedSeconds)})
 		compute = max(compute, r.ComputeSeconds)
 		comm = max(comm, r.AllreduceSeconds)
+		exposed = max(exposed, r.AllreduceExposedSeconds)
 		sent = r.BytesSent
 	}
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
+	c.stats.ExposedSeconds += exposed
 	c.stats.BytesSentPerStep = sent
 	c.cfg.Metrics.Allreduce(int64(sent), secondsDur(comm))
 }

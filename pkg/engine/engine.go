@@ -120,3 +120,67 @@ func Evaluate(net *model.Network, ds *data.Dataset, b *Buffers) (float64, int, e
 	}
 	return loss, correct, nil
 }
+
+// Bucket is a contiguous range [Start, End) of the all-reduced buffer
+// (WithTotals) whose gradients are complete once layer First's backward
+// has produced its parameter gradients: it holds layers First..Last.
+type Bucket struct {
+	Start, End  int
+	First, Last int
+}
+
+// Buckets cuts the all-reduced buffer of net into buckets in the order
+// backward completes them: the last layer first, and consecutive layers
+// share a bucket while it stays within capBytes (a layer larger than the
+// cap has a bucket of its own). The first bucket also carries the
+// Trailing totals, which are known before backward starts. capBytes <= 0
+// gives one bucket for the whole buffer (no overlap with backward). The
+// cut depends only on the network and capBytes, so every rank makes the
+// same one.
+func Buckets(net *model.Network, capBytes int) []Bucket {
+	ls := net.Layers
+	offs := make([]int, len(ls)+1)
+	for i, l := range ls {
+		offs[i+1] = offs[i] + l.NumParams()
+	}
+	end := offs[len(ls)] + Trailing
+	if capBytes <= 0 {
+		return []Bucket{{Start: 0, End: end, First: 0, Last: len(ls) - 1}}
+	}
+	var out []Bucket
+	b := Bucket{End: end, First: len(ls) - 1, Last: len(ls) - 1}
+	b.Start = offs[b.First]
+	for i := len(ls) - 2; i >= 0; i-- {
+		if 4*(b.End-offs[i]) <= capBytes {
+			b.First, b.Start = i, offs[i]
+			continue
+		}
+		out = append(out, b)
+		b = Bucket{Start: offs[i], End: offs[i+1], First: i, Last: i}
+	}
+	return append(out, b)
+}
+
+// ShardGradientsHooked is ShardGradients that reports the shard's totals
+// through totals (before backward starts) and each layer whose parameter
+// gradients are final through layerDone, as model.BackwardHooks does.
+func ShardGradientsHooked(net *model.Network, ds *data.Dataset, idx []int, b *Buffers, totals func(Totals), layerDone func(layer int)) Totals {
+	h := model.BackwardHooks{LayerDone: layerDone}
+	rows := len(idx)
+	h.Loss = func(loss float64, correct int) {
+		if totals != nil {
+			totals(Totals{LossSum: loss, Correct: correct, Count: rows})
+		}
+	}
+	if rows == 0 {
+		net.GradientsHooked(nil, nil, h)
+		return Totals{}
+	}
+	xb, lb := b.sized(rows, ds.Features)
+	f := ds.Features
+	net.Pool().For(rows, 32, func(lo, hi int) {
+		ds.Gather(idx[lo:hi], xb[lo*f:hi*f], lb[lo:hi])
+	})
+	loss, correct := net.GradientsHooked(xb, lb, h)
+	return Totals{LossSum: loss, Correct: correct, Count: rows}
+}

@@ -92,3 +92,82 @@ func TestEvaluateRefusesOtherWidth(t *testing.T) {
 		t.Fatal("a data set of another width was evaluated")
 	}
 }
+
+// TestBuckets: the cut of 784-1000-1000-1 (mnist12) for several caps; the
+// buckets tile the buffer from the end backwards, whole layers each.
+func TestBuckets(t *testing.T) {
+	net, err := model.New(model.Config{Inputs: 784, Hidden: []int{1000, 1000}, Outputs: 1, Activation: model.ReLU, Output: model.Sigmoid, Loss: model.BCE, Bias: true, Init: model.He}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l0, l1, l2 := 784*1000+1000, 1000*1000+1000, 1000+1
+	end := l0 + l1 + l2 + Trailing
+	for _, c := range []struct {
+		name string
+		cap  int
+		want []Bucket
+	}{
+		{"off", 0, []Bucket{{0, end, 0, 2}}},
+		{"1MiB: a bucket per layer", 1 << 20, []Bucket{{l0 + l1, end, 2, 2}, {l0, l0 + l1, 1, 1}, {0, l0, 0, 0}}},
+		{"4.01MB: the last two layers share", 4*(l1+l2+Trailing) + 3, []Bucket{{l0, end, 1, 2}, {0, l0, 0, 0}}},
+		{"just below that: apart", 4*(l1+l2+Trailing) - 1, []Bucket{{l0 + l1, end, 2, 2}, {l0, l0 + l1, 1, 1}, {0, l0, 0, 0}}},
+		{"25MiB: one", 25 << 20, []Bucket{{0, end, 0, 2}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := Buckets(net, c.cap)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Fatalf("bucket %d: got %+v, want %+v", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestShardGradientsHooked: the hooked pass gives the same bits as the
+// plain one, reports the totals before any layer and the layers last
+// first, and a layer's gradients are final when it is reported.
+func TestShardGradientsHooked(t *testing.T) {
+	ds := data.Gaussian(1)
+	idx := make([]int, ds.Rows())
+	for i := range idx {
+		idx[i] = i
+	}
+	plain, hooked := testNet(t), testNet(t)
+	var b Buffers
+	want := ShardGradients(plain, ds, idx, &b)
+	var order []int
+	var seen Totals
+	snap := map[int][]float32{}
+	got := ShardGradientsHooked(hooked, ds, idx, &b, func(t Totals) {
+		seen = t
+		order = append(order, -1)
+	}, func(layer int) {
+		order = append(order, layer)
+		l := hooked.Layers[layer]
+		snap[layer] = append(append([]float32(nil), l.DW...), l.DB...)
+	})
+	if got != want || seen != want {
+		t.Fatalf("totals: hooked %+v, reported %+v, plain %+v", got, seen, want)
+	}
+	if len(order) != 3 || order[0] != -1 || order[1] != 1 || order[2] != 0 {
+		t.Fatalf("hook order %v, want [-1 1 0] (totals, then the last layer first)", order)
+	}
+	for i := range plain.Grads {
+		if math.Float32bits(plain.Grads[i]) != math.Float32bits(hooked.Grads[i]) {
+			t.Fatalf("gradient %d: hooked %g, plain %g", i, hooked.Grads[i], plain.Grads[i])
+		}
+	}
+	for layer, s := range snap {
+		l := hooked.Layers[layer]
+		final := append(append([]float32(nil), l.DW...), l.DB...)
+		for i := range s {
+			if s[i] != final[i] {
+				t.Fatalf("layer %d element %d changed after it was reported done", layer, i)
+			}
+		}
+	}
+}
