@@ -174,6 +174,9 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 	s.rep.opt.Steps = int64(h.OptimizerSteps)
 	s.rep.loaded = true
 	s.rep.pending, s.rep.applied = nil, nil
+	// What bf16 rounding removed belongs to the updates this replica
+	// applied; a loaded state replaces them, so the feedback starts anew.
+	clear(s.rep.residual)
 	s.metrics.StateLoaded()
 	s.log.Info("state loaded", "params", np, "optimizer_values", no, "optimizer_steps", h.OptimizerSteps, "checksum", fmt.Sprintf("%08x", h.Checksum))
 	return stream.SendAndClose(&pb.StateAck{Checksum: h.Checksum})
