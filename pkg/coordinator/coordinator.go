@@ -65,6 +65,11 @@ type Config struct {
 	// Wire is how the workers' gradients travel (allreduce.WireF32 unless
 	// set; WireBF16 rounds them for the wire, with error feedback).
 	Wire allreduce.Wire
+	// SkipZeroInputs tells the workers, with every step, which input
+	// features are zero in the whole global batch: their first-layer
+	// weight-gradient columns are zero on every worker and stay off the
+	// wire (lossless).
+	SkipZeroInputs bool
 	// MaxAttempts bounds the attempts at one step before the run fails.
 	MaxAttempts int
 	GossipFast  bool // memberlist timings for loopback tests

@@ -279,11 +279,15 @@ func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.
 	if o := a.Commit; o != nil {
 		commit = &pb.CommitRequest{RunId: c.runID, Generation: o.Generation, Step: uint64(o.Step), Apply: true, WantChecksum: o.WantChecksum}
 	}
+	var zero []byte
+	if c.cfg.SkipZeroInputs && len(a.Ring) > 1 {
+		zero = c.job.Train.ZeroFeatures(c.batch, nil)
+	}
 	for i, m := range a.Ring {
 		r := a.Shards[i]
 		req := &pb.StepRequest{
 			RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Ring: addrs, Rank: uint32(i),
-			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit,
+			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit, ZeroInputs: zero,
 		}
 		w, err := c.conn(m.ID)
 		if err != nil {

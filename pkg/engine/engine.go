@@ -184,3 +184,54 @@ func ShardGradientsHooked(net *model.Network, ds *data.Dataset, idx []int, b *Bu
 	loss, correct := net.GradientsHooked(xb, lb, h)
 	return Totals{LossSum: loss, Correct: correct, Count: rows}
 }
+
+// KeptInputs lists, into dst, the input features not marked in zero (a
+// data.Dataset.ZeroFeatures bitmap of (features+7)/8 bytes). It returns
+// nil when every feature is kept or zero is empty, and an error when the
+// bitmap's length does not fit features.
+func KeptInputs(zero []byte, features int, dst []int32) ([]int32, error) {
+	if len(zero) == 0 {
+		return nil, nil
+	}
+	if len(zero) != (features+7)/8 {
+		return nil, fmt.Errorf("zero-input bitmap of %d bytes for %d features, want %d", len(zero), features, (features+7)/8)
+	}
+	dst = dst[:0]
+	for j := range features {
+		if zero[j/8]&(1<<(j%8)) == 0 {
+			dst = append(dst, int32(j))
+		}
+	}
+	if len(dst) == features {
+		return nil, nil
+	}
+	return dst, nil
+}
+
+// PackColumns copies the kept columns of m (rows x cols, row-major) into
+// dst (rows x len(kept)), row by row.
+func PackColumns(dst, m []float32, rows, cols int, kept []int32) {
+	k := len(kept)
+	for r := range rows {
+		row, out := m[r*cols:(r+1)*cols], dst[r*k:(r+1)*k]
+		for i, j := range kept {
+			out[i] = row[j]
+		}
+	}
+}
+
+// UnpackColumns writes src (rows x len(kept)) into the kept columns of m
+// (rows x cols, row-major); with zeroOthers it sets every other element to
+// +0, so that every replica holds the same bits there.
+func UnpackColumns(m, src []float32, rows, cols int, kept []int32, zeroOthers bool) {
+	k := len(kept)
+	for r := range rows {
+		row, in := m[r*cols:(r+1)*cols], src[r*k:(r+1)*k]
+		if zeroOthers {
+			clear(row)
+		}
+		for i, j := range kept {
+			row[j] = in[i]
+		}
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -169,5 +170,37 @@ func TestShardGradientsHooked(t *testing.T) {
 				t.Fatalf("layer %d element %d changed after it was reported done", layer, i)
 			}
 		}
+	}
+}
+
+func TestKeptInputsAndColumns(t *testing.T) {
+	kept, err := KeptInputs([]byte{0b0000_0101, 0b1}, 9, nil)
+	if err != nil || len(kept) != 6 || kept[0] != 1 || kept[1] != 3 || kept[5] != 7 {
+		t.Fatalf("KeptInputs = %v, %v; want [1 3 4 5 6 7]", kept, err)
+	}
+	if k, err := KeptInputs(nil, 9, nil); k != nil || err != nil {
+		t.Fatalf("empty bitmap: %v, %v", k, err)
+	}
+	if k, err := KeptInputs([]byte{0, 0}, 9, nil); k != nil || err != nil {
+		t.Fatalf("nothing zero: %v, %v; want nil (send everything)", k, err)
+	}
+	if _, err := KeptInputs([]byte{0}, 9, nil); err == nil {
+		t.Fatal("a 1-byte bitmap for 9 features was accepted")
+	}
+	m := []float32{1, 2, 3, 4, 5, 6, 7, 8} // 2 x 4
+	packed := make([]float32, 4)           // 2 x 2
+	PackColumns(packed, m, 2, 4, []int32{1, 3})
+	if want := []float32{2, 4, 6, 8}; fmt.Sprint(packed) != fmt.Sprint(want) {
+		t.Fatalf("packed %v, want %v", packed, want)
+	}
+	out := []float32{9, 9, 9, float32(math.Copysign(0, -1)), 9, 9, 9, 9}
+	UnpackColumns(out, []float32{20, 40, 60, 80}, 2, 4, []int32{1, 3}, true)
+	if want := []float32{0, 20, 0, 40, 0, 60, 0, 80}; fmt.Sprint(out) != fmt.Sprint(want) || math.Signbit(float64(out[0])) {
+		t.Fatalf("unpacked %v, want %v with +0", out, want)
+	}
+	keep := []float32{9, 9, 9, 9}
+	UnpackColumns(keep, []float32{1, 2}, 1, 4, []int32{0, 2}, false)
+	if want := []float32{1, 9, 2, 9}; fmt.Sprint(keep) != fmt.Sprint(want) {
+		t.Fatalf("unpacked without zeroing %v, want %v", keep, want)
 	}
 }

@@ -31,11 +31,16 @@ type bucketedAllReduce struct {
 // step's configuration (Offset, Exact and Residual are set per bucket);
 // with the bf16 wire the worker's residual is added to each bucket of buf
 // just before it goes, and what this step's rounding removes is kept in
-// s.rep.next. s.rep.mu must be held until wait returns.
-func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []float32) *bucketedAllReduce {
+// s.rep.next. kept, if not nil, lists the first layer's inputs that are
+// not zero in the whole global batch: the bucket of the first layer then
+// carries only those weight-gradient columns (the others are zero on every
+// worker). s.rep.mu must be held until wait returns.
+func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []float32, kept []int32) *bucketedAllReduce {
 	b := &bucketedAllReduce{buckets: s.rep.buckets, ready: make(chan struct{}, len(s.rep.buckets)), done: make(chan struct{})}
 	residual, next := s.rep.residual, s.rep.next
 	clock := s.clock
+	l0 := s.rep.net.Layers[0]
+	rows, cols := l0.Out, l0.In
 	go func() {
 		defer close(b.done)
 		for _, k := range b.buckets {
@@ -54,13 +59,25 @@ func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg
 				c.Exact = engine.Trailing
 			}
 			part := buf[k.Start:k.End]
+			var res, nxt []float32
 			if residual != nil {
-				for i, e := range residual[k.Start:k.End] {
+				res, nxt = residual[k.Start:k.End], next[k.Start:k.End]
+			}
+			packed := k.First == 0 && kept != nil
+			if packed {
+				// k.Start is 0: the first layer's weight gradient opens the bucket.
+				part, res, nxt = s.pack(part, res, nxt, rows, cols, kept)
+			}
+			if res != nil {
+				for i, e := range res {
 					part[i] += e
 				}
-				c.Residual = next[k.Start:k.End]
+				c.Residual = nxt
 			}
 			st, err := allreduce.AllReduce(ctx, t, c, part)
+			if packed && err == nil {
+				s.unpack(buf[k.Start:k.End], part, nxt, next[k.Start:min(k.End, len(next))], rows, cols, kept)
+			}
 			b.stats.BytesSent += st.BytesSent
 			b.stats.BytesRecv += st.BytesRecv
 			b.stats.Frames += st.Frames
@@ -86,4 +103,49 @@ func (b *bucketedAllReduce) layerDone(layer int) {
 func (b *bucketedAllReduce) wait() (allreduce.Stats, time.Time, error) {
 	<-b.done
 	return b.stats, b.start, b.err
+}
+
+// pack gathers a first-layer bucket (bucket: the weight gradient, rows x
+// cols, then the rest of the bucket) down to its kept columns, and the
+// bucket's residuals with it; it returns the packed bucket and residuals
+// (nil without the bf16 wire). Residuals of the columns left out stay
+// where they are: next keeps them for a later step (set by unpack).
+func (s *service) pack(bucket, res, nxt []float32, rows, cols int, kept []int32) (part, pres, pnxt []float32) {
+	w := rows * cols
+	n := rows*len(kept) + len(bucket) - w
+	grow := func(b []float32) []float32 {
+		if cap(b) < n {
+			return make([]float32, n)
+		}
+		return b[:n]
+	}
+	s.rep.packed = grow(s.rep.packed)
+	part = s.rep.packed
+	engine.PackColumns(part, bucket[:w], rows, cols, kept)
+	copy(part[rows*len(kept):], bucket[w:])
+	if res != nil {
+		s.rep.packR = grow(s.rep.packR)
+		pres = s.rep.packR
+		engine.PackColumns(pres, res[:w], rows, cols, kept)
+		copy(pres[rows*len(kept):], res[w:])
+		// The packed next residual is written by the all-reduce into its
+		// own buffer; the columns left out carry their residual over.
+		copy(nxt, res)
+		s.rep.packN = grow(s.rep.packN)
+		pnxt = s.rep.packN
+	}
+	return part, pres, pnxt
+}
+
+// unpack scatters an all-reduced packed bucket back: the kept columns of
+// the weight gradient, +0 in the others (on every replica), and the rest of
+// the bucket; with the bf16 wire it also scatters the packed next residual.
+func (s *service) unpack(bucket, part, pnxt, nxt []float32, rows, cols int, kept []int32) {
+	w := rows * cols
+	engine.UnpackColumns(bucket[:w], part, rows, cols, kept, true)
+	copy(bucket[w:], part[rows*len(kept):])
+	if pnxt != nil {
+		engine.UnpackColumns(nxt[:w], pnxt, rows, cols, kept, false)
+		copy(nxt[w:], pnxt[rows*len(kept):])
+	}
 }

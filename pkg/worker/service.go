@@ -48,6 +48,9 @@ type replica struct {
 	// next contribution), next what the held step's rounding removed
 	// (becomes residual when the step is applied).
 	residual, next []float32
+	kept           []int32   // the step's kept first-layer inputs (engine.KeptInputs), reused
+	packed, packR  []float32 // the packed first-layer bucket and its residual, reused
+	packN          []float32 // the packed bucket's next residual, reused
 }
 
 // pendingStep is an all-reduced gradient waiting for its Commit.
@@ -241,6 +244,13 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	if err != nil {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
 	}
+	kept, err := engine.KeptInputs(req.ZeroInputs, s.rep.cfg.Inputs, s.rep.kept)
+	if err != nil {
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
+	}
+	if kept != nil {
+		s.rep.kept = kept
+	}
 	s.rep.lastGen = req.Generation
 	t0 := s.clock()
 	for len(s.rep.idx) < ds.Rows() {
@@ -258,7 +268,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	ar := s.startAllReduce(ctx, t, allreduce.Config{
 		Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
 		FrameBytes: int(s.rep.job.FrameBytes), Wire: s.rep.wire,
-	}, buf)
+	}, buf, kept)
 	engine.ShardGradientsHooked(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf,
 		func(local engine.Totals) { engine.PutTotals(buf[len(net.Grads):], local) }, ar.layerDone)
 	computed := s.clock()

@@ -52,8 +52,11 @@ type CoordinatorOptions struct {
 	// after backward).
 	BucketMB float64
 	// Wire is how gradients travel around the ring: f32 or bf16.
-	Wire          string
-	SingleProcess bool
+	Wire string
+	// SkipZeroInputs leaves the first-layer gradient columns of inputs that
+	// are zero in the whole global batch off the wire.
+	SkipZeroInputs bool
+	SingleProcess  bool
 	// Threads is the engine's thread count: of the single-process trainer,
 	// or shared among the local workers (0: the CPUs this process may use).
 	Threads       int
@@ -84,6 +87,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.Float64Var(&opts.BucketMB, "bucket-mb", opts.BucketMB, "cap of a gradient bucket in MiB: the workers all-reduce buckets, last layers first, while backward computes the earlier layers (0: one bucket, after backward)")
+	fs.BoolVar(&opts.SkipZeroInputs, "skip-zero-inputs", opts.SkipZeroInputs, "leave off the wire the first-layer gradient columns of input features that are zero in the whole global batch (zero on every worker: lossless; MNIST's border pixels)")
 	fs.StringVar(&opts.Wire, "wire", opts.Wire, "how gradients travel around the ring: f32 (exact) or bf16 (rounded to bfloat16 for the wire, summed in float32, with error feedback; half the bytes)")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "the --local-workers exchange ring frames through shared memory (else Unix sockets)")
@@ -103,7 +107,7 @@ func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
 		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes, RingShm: true,
-		BucketMB: DefaultBucketMB, Wire: allreduce.WireF32.String(),
+		BucketMB: DefaultBucketMB, Wire: allreduce.WireF32.String(), SkipZeroInputs: true,
 		RingShmDir: shmring.DefaultDir(),
 	}
 }
@@ -248,7 +252,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
-			BucketBytes: opts.bucketBytes(), Wire: wire,
+			BucketBytes: opts.bucketBytes(), Wire: wire, SkipZeroInputs: opts.SkipZeroInputs,
 			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
 		if err != nil {

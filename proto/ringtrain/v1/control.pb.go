@@ -778,7 +778,12 @@ type StepRequest struct {
 	Shard *Shard `protobuf:"bytes,6,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The commit of the previous step, carried by this request to save a
 	// round trip: the worker applies it (idempotently) before it computes.
-	Commit        *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	Commit *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	// Bitmap of the input features that are zero in every row of the
+	// global batch (bit j of byte j/8, least significant first): their
+	// first-layer weight-gradient columns are zero on every worker and stay
+	// off the wire. Empty: every column is sent.
+	ZeroInputs    []byte `protobuf:"bytes,8,opt,name=zero_inputs,json=zeroInputs,proto3" json:"zero_inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -858,6 +863,13 @@ func (x *StepRequest) GetShard() *Shard {
 func (x *StepRequest) GetCommit() *CommitRequest {
 	if x != nil {
 		return x.Commit
+	}
+	return nil
+}
+
+func (x *StepRequest) GetZeroInputs() []byte {
+	if x != nil {
+		return x.ZeroInputs
 	}
 	return nil
 }
@@ -1177,7 +1189,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\bfeatures\x18\x02 \x01(\rR\bfeatures\x12\x16\n" +
 	"\x06pixels\x18\x03 \x01(\fR\x06pixels\x12\x16\n" +
 	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xe0\x01\n" +
+	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\x81\x02\n" +
 	"\vStepRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1187,7 +1199,9 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x04ring\x18\x04 \x03(\tR\x04ring\x12\x12\n" +
 	"\x04rank\x18\x05 \x01(\rR\x04rank\x12)\n" +
 	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\x123\n" +
-	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\"\xe3\x02\n" +
+	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\x12\x1f\n" +
+	"\vzero_inputs\x18\b \x01(\fR\n" +
+	"zeroInputs\"\xe3\x02\n" +
 	"\n" +
 	"StepReport\x12\x19\n" +
 	"\bloss_sum\x18\x01 \x01(\x01R\alossSum\x12\x18\n" +
