@@ -77,6 +77,17 @@ func bf16Value(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) 
 // the others will receive).
 func encodeBF16(dst []byte, src, residual []float32, own bool) {
 	dst = dst[:2*len(src)]
+	if n := encodeBF16Vec(dst, src, residual, own); n > 0 {
+		dst, src = dst[2*n:], src[n:]
+		if residual != nil {
+			residual = residual[n:]
+		}
+	}
+	encodeBF16Scalar(dst, src, residual, own)
+}
+
+// encodeBF16Scalar is encodeBF16 one element at a time.
+func encodeBF16Scalar(dst []byte, src, residual []float32, own bool) {
 	for i, v := range src {
 		h := bf16Round(v)
 		binary.LittleEndian.PutUint16(dst[2*i:], h)
@@ -93,6 +104,9 @@ func encodeBF16(dst []byte, src, residual []float32, own bool) {
 // addBF16 adds the little-endian bfloat16s in src (2*len(dst) bytes) into dst.
 func addBF16(dst []float32, src []byte) {
 	src = src[:2*len(dst)]
+	if n := addBF16Vec(dst, src); n > 0 {
+		dst, src = dst[n:], src[2*n:]
+	}
 	for i := range dst {
 		dst[i] += bf16Value(binary.LittleEndian.Uint16(src[2*i:]))
 	}
@@ -101,6 +115,9 @@ func addBF16(dst []float32, src []byte) {
 // copyBF16 widens the little-endian bfloat16s in src (2*len(dst) bytes) into dst.
 func copyBF16(dst []float32, src []byte) {
 	src = src[:2*len(dst)]
+	if n := copyBF16Vec(dst, src); n > 0 {
+		dst, src = dst[n:], src[2*n:]
+	}
 	for i := range dst {
 		dst[i] = bf16Value(binary.LittleEndian.Uint16(src[2*i:]))
 	}
