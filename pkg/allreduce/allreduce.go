@@ -25,9 +25,14 @@ type Frame struct {
 	Round uint32
 	// Seq is the index of the frame within its round, from 0.
 	Seq uint32
-	// Offset is the index of the frame's first element in the buffer (float32 elements).
+	// Offset is the index of the frame's first element in the step's whole
+	// buffer (Config.Offset plus the index within the call's buffer): the
+	// frames of different buckets of one step differ in it.
 	Offset uint64
-	// Data holds the elements as raw little-endian float32 (4 bytes each).
+	// Data holds the elements as raw little-endian float32 (4 bytes each),
+	// or, with WireBF16, as little-endian bfloat16 (2 bytes each, padded to
+	// a multiple of 4 bytes) followed by the Config.Exact float32 ones the
+	// frame covers.
 	Data []byte
 	// Parts continues the payload: the frame's payload is Data followed by
 	// each element of Parts, in order, split at arbitrary byte boundaries (an
@@ -72,7 +77,25 @@ type Config struct {
 	Generation, Step uint64
 	// FrameBytes is the largest frame payload in bytes (rounded down to a
 	// multiple of 4); 0 means DefaultFrameBytes. All ranks must use the same value.
+	// A frame carries at most FrameBytes/4 elements, whatever the Wire.
 	FrameBytes int
+	// Offset is the index of buf's first element in the step's whole
+	// buffer, when a step's buffer is all-reduced in several buckets (one
+	// call each, in the same order on every rank); frames carry it.
+	Offset int
+	// Wire is how elements travel (WireF32 unless set). All ranks must use
+	// the same Wire and Exact.
+	Wire Wire
+	// Exact is the number of buf's last elements that always travel as
+	// float32 (the step's totals: loss sum and counts).
+	Exact int
+	// Residual, with WireBF16, receives for every element of buf what this
+	// rank's rounding removed from the value it sent (error feedback: the
+	// caller adds it to its next contribution). Every element is rounded
+	// by exactly one send of this rank (reduce-scatter, or the owner's
+	// first all-gather send), so every element gets its residual; Exact
+	// elements and a ring of one get 0. Nil: not kept. len(buf) if set.
+	Residual []float32
 }
 
 // Stats reports one all-reduce call.
@@ -107,7 +130,12 @@ type ring struct {
 	rank, size int
 	segs       []shard.Range
 	frameElems int
+	wire       Wire
+	exactFrom  int // elements from here on travel as float32
 }
+
+// layout returns how elements [off, end) travel.
+func (g *ring) layout(off, end int) layout { return frameLayout(g.wire, off, end, g.exactFrom) }
 
 // seg returns the segment sent in round t (sendSeg) or received in round t-1.
 // Both phases use the same formula: in round t rank r sends segment (r-t) mod N
@@ -147,10 +175,20 @@ func AllReduce(ctx context.Context, t Transport, cfg Config, buf []float32) (Sta
 	if fb < 4 {
 		return Stats{}, fmt.Errorf("allreduce: frame size %d bytes is smaller than one float32", cfg.FrameBytes)
 	}
+	if cfg.Residual != nil && len(cfg.Residual) != len(buf) {
+		return Stats{}, fmt.Errorf("allreduce: residual has %d elements, buffer %d", len(cfg.Residual), len(buf))
+	}
+	if cfg.Exact < 0 || cfg.Exact > len(buf) {
+		return Stats{}, fmt.Errorf("allreduce: %d exact elements in a buffer of %d", cfg.Exact, len(buf))
+	}
+	if cfg.Residual != nil && (cfg.Size == 1 || cfg.Wire != WireBF16) {
+		clear(cfg.Residual)
+	}
 	if cfg.Size == 1 {
 		return Stats{Duration: time.Since(start)}, nil
 	}
-	g := &ring{rank: cfg.Rank, size: cfg.Size, segs: shard.Split(len(buf), cfg.Size), frameElems: fb / 4}
+	g := &ring{rank: cfg.Rank, size: cfg.Size, segs: shard.Split(len(buf), cfg.Size), frameElems: fb / 4,
+		wire: cfg.Wire, exactFrom: len(buf) - cfg.Exact}
 
 	// recvBase[t] is the index of round t's first received frame; sendBase the same for sends.
 	rounds := 2 * (cfg.Size - 1)
@@ -232,8 +270,12 @@ func sendLoop(ctx context.Context, t Transport, cfg Config, g *ring, recvBase []
 				}
 			}
 			off, end := g.frame(s, j)
-			f.Round, f.Seq, f.Offset = uint32(r), uint32(j), uint64(off)
-			f.Data, scratch = encode(scratch, buf[off:end])
+			f.Round, f.Seq, f.Offset = uint32(r), uint32(j), uint64(cfg.Offset+off)
+			if g.wire == WireBF16 {
+				f.Data, scratch = encodeFrame(scratch, g, cfg, r, buf, off, end)
+			} else {
+				f.Data, scratch = encode(scratch, buf[off:end])
+			}
 			if err := t.Send(ctx, &f); err != nil {
 				return nbytes, nframes, fmt.Errorf("send round %d seq %d: %w", r, j, err)
 			}
@@ -258,11 +300,12 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				return nbytes, fmt.Errorf("receive round %d seq %d: %w", r, j, err)
 			}
 			off, end := g.frame(s, j)
-			if err := check(f, cfg, r, j, off, end-off); err != nil {
+			l := g.layout(off, end)
+			if err := check(f, cfg, r, j, cfg.Offset+off, l.bytes()); err != nil {
 				return nbytes, err
 			}
 			if r < g.size-1 {
-				applyPayload(buf[off:end], f, addLE)
+				applyFrame(buf[off:end], f, l, addBF16, addLE)
 			} else {
 				// All-gather overwrites a region this rank sent in round
 				// r-(N-1); the ring's causality guarantees that send happened,
@@ -270,9 +313,9 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				if err := wait(ctx, sent, &have, sendBase[r-(g.size-1)]+j+1); err != nil {
 					return nbytes, err
 				}
-				applyPayload(buf[off:end], f, copyLE)
+				applyFrame(buf[off:end], f, l, copyBF16, copyLE)
 			}
-			nbytes += int64(4 * (end - off))
+			nbytes += int64(l.bytes())
 			applied <- struct{}{}
 		}
 	}
@@ -280,7 +323,8 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 }
 
 // check compares a received frame's header and payload length with the
-// expected frame (round r, seq j, elements [off, off+n)).
+// expected frame (round r, seq j, first element off in the step's buffer,
+// n payload bytes).
 func check(f *Frame, cfg Config, r, j, off, n int) error {
 	fail := func(field string, got, want uint64) error {
 		return &FrameError{Field: field, Got: got, Want: want, Round: uint32(r), Seq: uint32(j)}
@@ -296,8 +340,34 @@ func check(f *Frame, cfg Config, r, j, off, n int) error {
 		return fail("seq", uint64(f.Seq), uint64(j))
 	case f.Offset != uint64(off):
 		return fail("offset", f.Offset, uint64(off))
-	case f.PayloadLen() != 4*n:
-		return fail("length", uint64(f.PayloadLen()), uint64(4*n))
+	case f.PayloadLen() != n:
+		return fail("length", uint64(f.PayloadLen()), uint64(n))
 	}
 	return nil
+}
+
+// encodeFrame writes the bfloat16 frame of elements [off, end) sent in
+// round r into scratch. In rounds 0..N-1 this rank rounds values it formed
+// (partial sums, then in round N-1 the reduced segment it owns, which it
+// replaces by the rounded values so that every rank ends with the same
+// bits) and keeps what rounding removed in cfg.Residual; later all-gather
+// rounds forward values that are already bfloat16 and round nothing.
+func encodeFrame(scratch []byte, g *ring, cfg Config, r int, buf []float32, off, end int) (data, _ []byte) {
+	l := g.layout(off, end)
+	if cap(scratch) < l.bytes() {
+		scratch = make([]byte, l.bytes())
+	}
+	data = scratch[:l.bytes()]
+	var res []float32
+	if cfg.Residual != nil && r < g.size {
+		res = cfg.Residual[off : off+l.n16]
+	}
+	encodeBF16(data, buf[off:off+l.n16], res, r == g.size-1)
+	clear(data[2*l.n16 : 2*l.n16+l.pad])
+	exact, _ := encode(nil, buf[off+l.n16:end])
+	copy(data[2*l.n16+l.pad:], exact)
+	if cfg.Residual != nil && r < g.size {
+		clear(cfg.Residual[off+l.n16 : end])
+	}
+	return data, scratch
 }

@@ -4,32 +4,18 @@ package allreduce
 // must be 4*len(dst) bytes long, piece by piece: f.Data, then f.Parts. An
 // element that straddles two pieces is reassembled in a 4-byte carry.
 func applyPayload(dst []float32, f *Frame, op func(dst []float32, src []byte)) {
-	var (
-		carry [4]byte
-		nc    int // bytes held in carry
-		i     int // next element of dst
-	)
-	piece := func(p []byte) {
-		if nc > 0 {
-			k := copy(carry[nc:], p)
-			nc += k
-			p = p[k:]
-			if nc < 4 {
-				return
-			}
-			op(dst[i:i+1], carry[:])
-			i++
-			nc = 0
-		}
-		m := len(p) / 4
-		if m > 0 {
-			op(dst[i:i+m], p[:4*m])
-			i += m
-		}
-		nc = copy(carry[:], p[4*m:])
+	c := newCursor(f)
+	c.apply(dst, 4, op)
+}
+
+// applyFrame applies a received frame laid out as l to dst: the bfloat16
+// elements with op16, the float32 ones with op32 (add in reduce-scatter,
+// copy in all-gather).
+func applyFrame(dst []float32, f *Frame, l layout, op16, op32 func(dst []float32, src []byte)) {
+	c := newCursor(f)
+	if l.n16 > 0 {
+		c.apply(dst[:l.n16], 2, op16)
+		c.skip(l.pad)
 	}
-	piece(f.Data)
-	for _, p := range f.Parts {
-		piece(p)
-	}
+	c.apply(dst[l.n16:], 4, op32)
 }

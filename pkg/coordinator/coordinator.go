@@ -58,6 +58,18 @@ type Config struct {
 	StepTimeout time.Duration
 	// FrameBytes is the all-reduce frame size (0: the allreduce default).
 	FrameBytes int
+	// BucketBytes caps a gradient bucket: the workers all-reduce buckets
+	// (the last layers first) while backward computes the earlier layers
+	// (0: one bucket, all-reduced after backward; see engine.Buckets).
+	BucketBytes int
+	// Wire is how the workers' gradients travel (allreduce.WireF32 unless
+	// set; WireBF16 rounds them for the wire, with error feedback).
+	Wire allreduce.Wire
+	// SkipZeroInputs tells the workers, with every step, which input
+	// features are zero in the whole global batch: their first-layer
+	// weight-gradient columns are zero on every worker and stay off the
+	// wire (lossless).
+	SkipZeroInputs bool
 	// MaxAttempts bounds the attempts at one step before the run fails.
 	MaxAttempts int
 	GossipFast  bool // memberlist timings for loopback tests
@@ -196,6 +208,9 @@ type Stats struct {
 	BytesSentPerStep uint64 // by one worker in the last step
 	ComputeSeconds   float64
 	AllreduceSeconds float64
+	// ExposedSeconds is the part of AllreduceSeconds not hidden behind
+	// backward (buckets all-reduced during backward hide the rest).
+	ExposedSeconds float64
 	// RecoverySeconds adds up, over aborted steps, the time from the first
 	// abort to the retried step's commit; LastRecovery is the latest one.
 	RecoverySeconds float64
@@ -225,7 +240,8 @@ func Start(ctx context.Context, cfg Config, j Job) (*Coordinator, error) {
 	if c.classes == 1 {
 		c.classes = 2
 	}
-	c.spec = &pb.JobSpec{RunId: c.runID, Model: protocol.ModelSpec(j.Model), Optimizer: protocol.OptimizerSpec(j.Optimizer), FrameBytes: uint32(cfg.FrameBytes)}
+	c.spec = &pb.JobSpec{RunId: c.runID, Model: protocol.ModelSpec(j.Model), Optimizer: protocol.OptimizerSpec(j.Optimizer), FrameBytes: uint32(cfg.FrameBytes),
+		BucketBytes: uint32(max(cfg.BucketBytes, 0)), Wire: cfg.Wire.String()}
 	c.state = &snapshot{steps: j.OptState.Steps, params: slices.Clone(j.Params), opt: cloneOpt(j.OptState)}
 	c.core = core.New(core.Config{
 		MinWorkers: cfg.MinWorkers, MaxWorkers: cfg.MaxWorkers, CheckEvery: cfg.CheckEvery,

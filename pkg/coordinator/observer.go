@@ -25,11 +25,14 @@ type StepObservation struct {
 }
 
 // WorkerStep is one worker's part of a step, as it reported it: compute
-// is forward and backward on its shard, before the all-reduce.
+// is forward and backward on its shard; the all-reduce overlaps it when
+// buckets go during backward, and Exposed is the all-reduce's part after
+// compute.
 type WorkerStep struct {
 	ID        string
 	Compute   time.Duration
 	Allreduce time.Duration
+	Exposed   time.Duration
 	Samples   int
 }
 

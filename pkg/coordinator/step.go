@@ -19,6 +19,7 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/trace"
 	"github.com/ringtrain/ringtrain/pkg/train"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
@@ -286,11 +287,15 @@ func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.
 	if o := a.Commit; o != nil {
 		commit = &pb.CommitRequest{RunId: c.runID, Generation: o.Generation, Step: uint64(o.Step), Apply: true, WantChecksum: o.WantChecksum}
 	}
+	var zero []byte
+	if c.cfg.SkipZeroInputs && len(a.Ring) > 1 {
+		zero = c.job.Train.ZeroFeatures(c.batch, nil)
+	}
 	for i, m := range a.Ring {
 		r := a.Shards[i]
 		req := &pb.StepRequest{
 			RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Ring: addrs, Rank: uint32(i),
-			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit,
+			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit, ZeroInputs: zero,
 		}
 		w, err := c.conn(m.ID)
 		if err != nil {
@@ -341,17 +346,20 @@ func (c *Coordinator) done(d core.Done) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	begin := c.clock.Now().Add(-d.Took)
-	var compute, comm float64
+	var compute, comm, exposed float64
 	var sent uint64
 	for id, r := range c.reports {
 		c.cfg.Metrics.WorkerCompute(id, secondsDur(r.ComputeSeconds))
-		c.cfg.Trace.Step(uint64(d.Step), begin, id, secondsDur(r.ComputeSeconds), secondsDur(r.AllreduceSeconds))
+		c.cfg.Trace.StepPhases(uint64(d.Step), begin, id, trace.Phases{Compute: secondsDur(r.ComputeSeconds),
+			Allreduce: secondsDur(r.AllreduceSeconds), Exposed: secondsDur(r.AllreduceExposedSeconds)})
 		compute = max(compute, r.ComputeSeconds)
 		comm = max(comm, r.AllreduceSeconds)
+		exposed = max(exposed, r.AllreduceExposedSeconds)
 		sent = r.BytesSent
 	}
 	c.stats.ComputeSeconds += compute
 	c.stats.AllreduceSeconds += comm
+	c.stats.ExposedSeconds += exposed
 	c.lastCompute, c.lastAllreduce = secondsDur(compute), secondsDur(comm)
 	c.stats.BytesSentPerStep = sent
 	c.cfg.Metrics.Allreduce(int64(sent), secondsDur(comm))
@@ -359,7 +367,7 @@ func (c *Coordinator) done(d core.Done) {
 		obs := StepObservation{Step: d.Step, Generation: d.Generation, Attempts: d.Attempts, Took: d.Took, Recovery: d.Recovery}
 		for id, r := range c.reports {
 			obs.Workers = append(obs.Workers, WorkerStep{ID: id, Compute: secondsDur(r.ComputeSeconds),
-				Allreduce: secondsDur(r.AllreduceSeconds), Samples: int(r.Count)})
+				Allreduce: secondsDur(r.AllreduceSeconds), Exposed: secondsDur(r.AllreduceExposedSeconds), Samples: int(r.Count)})
 		}
 		slices.SortFunc(obs.Workers, func(a, b WorkerStep) int { return strings.Compare(a.ID, b.ID) })
 		c.cfg.Observer.ObserveStep(obs)

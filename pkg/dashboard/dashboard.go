@@ -85,8 +85,11 @@ type Worker struct {
 	// (joined, not in the ring), "suspect", "left" or "failed".
 	State string `json:"state"`
 	// ComputeMS and AllreduceMS are its figures in the last step it ran.
+	// ExposedMS is the part of AllreduceMS after compute ended (the rest
+	// was hidden behind backward).
 	ComputeMS   float64 `json:"compute_ms"`
 	AllreduceMS float64 `json:"allreduce_ms"`
+	ExposedMS   float64 `json:"exposed_ms"`
 	Samples     int     `json:"samples"`
 	LastStep    int     `json:"last_step"`
 	// Straggler is set while the straggler detector names the worker;
@@ -214,7 +217,7 @@ func (h *Hub) ObserveStep(o coordinator.StepObservation) {
 		in[ws.ID] = true
 		w := h.worker(ws.ID)
 		w.State = "training"
-		w.ComputeMS, w.AllreduceMS = ms(ws.Compute), ms(ws.Allreduce)
+		w.ComputeMS, w.AllreduceMS, w.ExposedMS = ms(ws.Compute), ms(ws.Allreduce), ms(ws.Exposed)
 		w.Samples, w.LastStep = ws.Samples, o.Step+1
 	}
 	for id, w := range h.workers {

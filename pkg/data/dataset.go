@@ -253,3 +253,40 @@ func (d *Dataset) ClassCounts() []int {
 	}
 	return counts
 }
+
+// ZeroFeatures returns a bitmap of the features that are zero in every row
+// of idx (bit j of byte j/8, least significant first; (Features+7)/8
+// bytes), reusing dst's storage. A feature that is zero in every row of a
+// global batch has a zero first-layer weight gradient in every shard of it.
+func (d *Dataset) ZeroFeatures(idx []int, dst []byte) []byte {
+	f := d.Features
+	n := (f + 7) / 8
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	for j := range dst {
+		dst[j] = 0xff
+	}
+	if r := f % 8; r != 0 {
+		dst[n-1] = byte(1)<<r - 1
+	}
+	for _, i := range idx {
+		for j := 0; j < f; j++ {
+			if dst[j/8] == 0 {
+				j |= 7 // the rest of this byte's features are known nonzero
+				continue
+			}
+			var nz bool
+			if d.Pixels != nil {
+				nz = d.Pixels[i*f+j] != 0
+			} else {
+				nz = d.Values[i*f+j] != 0
+			}
+			if nz {
+				dst[j/8] &^= 1 << (j % 8)
+			}
+		}
+	}
+	return dst
+}

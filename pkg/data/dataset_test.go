@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"math"
 	"slices"
 	"strings"
@@ -211,5 +212,37 @@ func BenchmarkGatherMNISTBatch64(b *testing.B) {
 	b.SetBytes(64 * 784)
 	for b.Loop() {
 		d.Gather(idx, dst, labels)
+	}
+}
+
+func TestZeroFeatures(t *testing.T) {
+	pix := &Dataset{Features: 10, Classes: 2, Pixels: []uint8{
+		0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
+		0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	}, Labels: []int32{0, 1, 0}}
+	vals := &Dataset{Features: 3, Classes: 2, Values: []float32{0, -1, 0, 0, 0, 2.5}, Labels: []int32{0, 1}}
+	for _, c := range []struct {
+		name string
+		ds   *Dataset
+		idx  []int
+		want []byte
+	}{
+		{"pixels, rows 0 and 1", pix, []int{0, 1}, []byte{0b1111_0101, 0b01}},
+		{"pixels, row 2 only: all zero", pix, []int{2}, []byte{0xff, 0b11}},
+		{"pixels, no rows", pix, nil, []byte{0xff, 0b11}},
+		{"values", vals, []int{0, 1}, []byte{0b001}},
+		{"a byte that turns all nonzero midway does not hide the next", &Dataset{Features: 12, Classes: 2, Pixels: []uint8{
+			1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0,
+			0, 0, 0, 7, 0, 0, 0, 0, 0, 4, 0, 0,
+		}, Labels: []int32{0, 1}}, []int{0, 1}, []byte{0, 0b1101}},
+		{"values, row 0", vals, []int{0}, []byte{0b101}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := c.ds.ZeroFeatures(c.idx, nil)
+			if !bytes.Equal(got, c.want) {
+				t.Fatalf("got %08b, want %08b", got, c.want)
+			}
+		})
 	}
 }

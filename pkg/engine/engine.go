@@ -120,3 +120,118 @@ func Evaluate(net *model.Network, ds *data.Dataset, b *Buffers) (float64, int, e
 	}
 	return loss, correct, nil
 }
+
+// Bucket is a contiguous range [Start, End) of the all-reduced buffer
+// (WithTotals) whose gradients are complete once layer First's backward
+// has produced its parameter gradients: it holds layers First..Last.
+type Bucket struct {
+	Start, End  int
+	First, Last int
+}
+
+// Buckets cuts the all-reduced buffer of net into buckets in the order
+// backward completes them: the last layer first, and consecutive layers
+// share a bucket while it stays within capBytes (a layer larger than the
+// cap has a bucket of its own). The first bucket also carries the
+// Trailing totals, which are known before backward starts. capBytes <= 0
+// gives one bucket for the whole buffer (no overlap with backward). The
+// cut depends only on the network and capBytes, so every rank makes the
+// same one.
+func Buckets(net *model.Network, capBytes int) []Bucket {
+	ls := net.Layers
+	offs := make([]int, len(ls)+1)
+	for i, l := range ls {
+		offs[i+1] = offs[i] + l.NumParams()
+	}
+	end := offs[len(ls)] + Trailing
+	if capBytes <= 0 {
+		return []Bucket{{Start: 0, End: end, First: 0, Last: len(ls) - 1}}
+	}
+	var out []Bucket
+	b := Bucket{End: end, First: len(ls) - 1, Last: len(ls) - 1}
+	b.Start = offs[b.First]
+	for i := len(ls) - 2; i >= 0; i-- {
+		if 4*(b.End-offs[i]) <= capBytes {
+			b.First, b.Start = i, offs[i]
+			continue
+		}
+		out = append(out, b)
+		b = Bucket{Start: offs[i], End: offs[i+1], First: i, Last: i}
+	}
+	return append(out, b)
+}
+
+// ShardGradientsHooked is ShardGradients that reports the shard's totals
+// through totals (before backward starts) and each layer whose parameter
+// gradients are final through layerDone, as model.BackwardHooks does.
+func ShardGradientsHooked(net *model.Network, ds *data.Dataset, idx []int, b *Buffers, totals func(Totals), layerDone func(layer int)) Totals {
+	h := model.BackwardHooks{LayerDone: layerDone}
+	rows := len(idx)
+	h.Loss = func(loss float64, correct int) {
+		if totals != nil {
+			totals(Totals{LossSum: loss, Correct: correct, Count: rows})
+		}
+	}
+	if rows == 0 {
+		net.GradientsHooked(nil, nil, h)
+		return Totals{}
+	}
+	xb, lb := b.sized(rows, ds.Features)
+	f := ds.Features
+	net.Pool().For(rows, 32, func(lo, hi int) {
+		ds.Gather(idx[lo:hi], xb[lo*f:hi*f], lb[lo:hi])
+	})
+	loss, correct := net.GradientsHooked(xb, lb, h)
+	return Totals{LossSum: loss, Correct: correct, Count: rows}
+}
+
+// KeptInputs lists, into dst, the input features not marked in zero (a
+// data.Dataset.ZeroFeatures bitmap of (features+7)/8 bytes). It returns
+// nil when every feature is kept or zero is empty, and an error when the
+// bitmap's length does not fit features.
+func KeptInputs(zero []byte, features int, dst []int32) ([]int32, error) {
+	if len(zero) == 0 {
+		return nil, nil
+	}
+	if len(zero) != (features+7)/8 {
+		return nil, fmt.Errorf("zero-input bitmap of %d bytes for %d features, want %d", len(zero), features, (features+7)/8)
+	}
+	dst = dst[:0]
+	for j := range features {
+		if zero[j/8]&(1<<(j%8)) == 0 {
+			dst = append(dst, int32(j))
+		}
+	}
+	if len(dst) == features {
+		return nil, nil
+	}
+	return dst, nil
+}
+
+// PackColumns copies the kept columns of m (rows x cols, row-major) into
+// dst (rows x len(kept)), row by row.
+func PackColumns(dst, m []float32, rows, cols int, kept []int32) {
+	k := len(kept)
+	for r := range rows {
+		row, out := m[r*cols:(r+1)*cols], dst[r*k:(r+1)*k]
+		for i, j := range kept {
+			out[i] = row[j]
+		}
+	}
+}
+
+// UnpackColumns writes src (rows x len(kept)) into the kept columns of m
+// (rows x cols, row-major); with zeroOthers it sets every other element to
+// +0, so that every replica holds the same bits there.
+func UnpackColumns(m, src []float32, rows, cols int, kept []int32, zeroOthers bool) {
+	k := len(kept)
+	for r := range rows {
+		row, in := m[r*cols:(r+1)*cols], src[r*k:(r+1)*k]
+		if zeroOthers {
+			clear(row)
+		}
+		for i, j := range kept {
+			row[j] = in[i]
+		}
+	}
+}

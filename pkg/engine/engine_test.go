@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -90,5 +91,116 @@ func TestEvaluateRefusesOtherWidth(t *testing.T) {
 	ds := &data.Dataset{Name: "wide", Features: 3, Classes: 2, Values: make([]float32, 3), Labels: []int32{0}}
 	if _, _, err := Evaluate(testNet(t), ds, &Buffers{}); err == nil {
 		t.Fatal("a data set of another width was evaluated")
+	}
+}
+
+// TestBuckets: the cut of 784-1000-1000-1 (mnist12) for several caps; the
+// buckets tile the buffer from the end backwards, whole layers each.
+func TestBuckets(t *testing.T) {
+	net, err := model.New(model.Config{Inputs: 784, Hidden: []int{1000, 1000}, Outputs: 1, Activation: model.ReLU, Output: model.Sigmoid, Loss: model.BCE, Bias: true, Init: model.He}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l0, l1, l2 := 784*1000+1000, 1000*1000+1000, 1000+1
+	end := l0 + l1 + l2 + Trailing
+	for _, c := range []struct {
+		name string
+		cap  int
+		want []Bucket
+	}{
+		{"off", 0, []Bucket{{0, end, 0, 2}}},
+		{"1MiB: a bucket per layer", 1 << 20, []Bucket{{l0 + l1, end, 2, 2}, {l0, l0 + l1, 1, 1}, {0, l0, 0, 0}}},
+		{"4.01MB: the last two layers share", 4*(l1+l2+Trailing) + 3, []Bucket{{l0, end, 1, 2}, {0, l0, 0, 0}}},
+		{"just below that: apart", 4*(l1+l2+Trailing) - 1, []Bucket{{l0 + l1, end, 2, 2}, {l0, l0 + l1, 1, 1}, {0, l0, 0, 0}}},
+		{"25MiB: one", 25 << 20, []Bucket{{0, end, 0, 2}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := Buckets(net, c.cap)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Fatalf("bucket %d: got %+v, want %+v", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestShardGradientsHooked: the hooked pass gives the same bits as the
+// plain one, reports the totals before any layer and the layers last
+// first, and a layer's gradients are final when it is reported.
+func TestShardGradientsHooked(t *testing.T) {
+	ds := data.Gaussian(1)
+	idx := make([]int, ds.Rows())
+	for i := range idx {
+		idx[i] = i
+	}
+	plain, hooked := testNet(t), testNet(t)
+	var b Buffers
+	want := ShardGradients(plain, ds, idx, &b)
+	var order []int
+	var seen Totals
+	snap := map[int][]float32{}
+	got := ShardGradientsHooked(hooked, ds, idx, &b, func(t Totals) {
+		seen = t
+		order = append(order, -1)
+	}, func(layer int) {
+		order = append(order, layer)
+		l := hooked.Layers[layer]
+		snap[layer] = append(append([]float32(nil), l.DW...), l.DB...)
+	})
+	if got != want || seen != want {
+		t.Fatalf("totals: hooked %+v, reported %+v, plain %+v", got, seen, want)
+	}
+	if len(order) != 3 || order[0] != -1 || order[1] != 1 || order[2] != 0 {
+		t.Fatalf("hook order %v, want [-1 1 0] (totals, then the last layer first)", order)
+	}
+	for i := range plain.Grads {
+		if math.Float32bits(plain.Grads[i]) != math.Float32bits(hooked.Grads[i]) {
+			t.Fatalf("gradient %d: hooked %g, plain %g", i, hooked.Grads[i], plain.Grads[i])
+		}
+	}
+	for layer, s := range snap {
+		l := hooked.Layers[layer]
+		final := append(append([]float32(nil), l.DW...), l.DB...)
+		for i := range s {
+			if s[i] != final[i] {
+				t.Fatalf("layer %d element %d changed after it was reported done", layer, i)
+			}
+		}
+	}
+}
+
+func TestKeptInputsAndColumns(t *testing.T) {
+	kept, err := KeptInputs([]byte{0b0000_0101, 0b1}, 9, nil)
+	if err != nil || len(kept) != 6 || kept[0] != 1 || kept[1] != 3 || kept[5] != 7 {
+		t.Fatalf("KeptInputs = %v, %v; want [1 3 4 5 6 7]", kept, err)
+	}
+	if k, err := KeptInputs(nil, 9, nil); k != nil || err != nil {
+		t.Fatalf("empty bitmap: %v, %v", k, err)
+	}
+	if k, err := KeptInputs([]byte{0, 0}, 9, nil); k != nil || err != nil {
+		t.Fatalf("nothing zero: %v, %v; want nil (send everything)", k, err)
+	}
+	if _, err := KeptInputs([]byte{0}, 9, nil); err == nil {
+		t.Fatal("a 1-byte bitmap for 9 features was accepted")
+	}
+	m := []float32{1, 2, 3, 4, 5, 6, 7, 8} // 2 x 4
+	packed := make([]float32, 4)           // 2 x 2
+	PackColumns(packed, m, 2, 4, []int32{1, 3})
+	if want := []float32{2, 4, 6, 8}; fmt.Sprint(packed) != fmt.Sprint(want) {
+		t.Fatalf("packed %v, want %v", packed, want)
+	}
+	out := []float32{9, 9, 9, float32(math.Copysign(0, -1)), 9, 9, 9, 9}
+	UnpackColumns(out, []float32{20, 40, 60, 80}, 2, 4, []int32{1, 3}, true)
+	if want := []float32{0, 20, 0, 40, 0, 60, 0, 80}; fmt.Sprint(out) != fmt.Sprint(want) || math.Signbit(float64(out[0])) {
+		t.Fatalf("unpacked %v, want %v with +0", out, want)
+	}
+	keep := []float32{9, 9, 9, 9}
+	UnpackColumns(keep, []float32{1, 2}, 1, 4, []int32{0, 2}, false)
+	if want := []float32{1, 9, 2, 9}; fmt.Sprint(keep) != fmt.Sprint(want) {
+		t.Fatalf("unpacked without zeroing %v, want %v", keep, want)
 	}
 }

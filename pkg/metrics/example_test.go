@@ -26,7 +26,7 @@ func Example() {
 	_ = addr // scrape http://<addr>/metrics
 
 	// One line per event:
-	w0.Step(40*time.Millisecond, 20*time.Millisecond, 3_550_000, 3_550_000)
+	w0.Step(40*time.Millisecond, 20*time.Millisecond, 5*time.Millisecond, 3_550_000, 3_550_000)
 	coord.WorkerCompute("w0", 40*time.Millisecond)
 	coord.Allreduce(3_550_000, 20*time.Millisecond)
 	coord.StepDone(65*time.Millisecond, 64, 0.42)

@@ -36,7 +36,7 @@ func exerciseCoordinator(m *Coordinator) {
 
 // exerciseWorker calls every Worker method at least once.
 func exerciseWorker(m *Worker) {
-	m.Step(40*time.Millisecond, 20*time.Millisecond, 3_550_000, 3_550_000)
+	m.Step(40*time.Millisecond, 20*time.Millisecond, 5*time.Millisecond, 3_550_000, 3_550_000)
 	m.StateLoaded()
 	m.Commit(true)
 	m.Commit(false)
@@ -228,6 +228,7 @@ func TestWorkerMetricsRegisteredExercisedAndLinted(t *testing.T) {
 	}
 	want := []string{
 		"ringtrain_worker_allreduce_duration_seconds",
+		"ringtrain_worker_allreduce_exposed_duration_seconds",
 		"ringtrain_worker_commits_total",
 		"ringtrain_worker_compute_duration_seconds",
 		"ringtrain_worker_received_bytes_total",
@@ -415,8 +416,8 @@ func TestForgetWorker(t *testing.T) {
 
 func TestWorkerValues(t *testing.T) {
 	m := NewWorker(prometheus.NewRegistry())
-	m.Step(time.Millisecond, time.Millisecond, 100, 90)
-	m.Step(time.Millisecond, time.Millisecond, 100, 90)
+	m.Step(time.Millisecond, time.Millisecond, time.Millisecond, 100, 90)
+	m.Step(time.Millisecond, time.Millisecond, time.Millisecond, 100, 90)
 	m.StateLoaded()
 	m.Commit(true)
 	m.Commit(true)

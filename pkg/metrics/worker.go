@@ -11,6 +11,7 @@ import (
 type Worker struct {
 	steps              prometheus.Counter
 	compute, allreduce prometheus.Histogram
+	exposed            prometheus.Histogram
 	sent, received     prometheus.Counter
 	stateLoads         prometheus.Counter
 	commits            *prometheus.CounterVec
@@ -34,7 +35,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	m := &Worker{
 		steps:      counter("steps_total", "Steps this worker computed and all-reduced (committed or not)."),
 		compute:    histogram("compute_duration_seconds", "Time of forward and backward over this worker's shard."),
-		allreduce:  histogram("allreduce_duration_seconds", "Time of this worker's all-reduce (reduce-scatter and all-gather)."),
+		allreduce:  histogram("allreduce_duration_seconds", "Time of this worker's all-reduce (reduce-scatter and all-gather), from its first bucket's start to its last bucket's end."),
+		exposed:    histogram("allreduce_exposed_duration_seconds", "Part of the all-reduce not hidden behind backward: from the end of backward to the end of the last bucket."),
 		sent:       counter("sent_bytes_total", "Bytes this worker sent to its right ring neighbour."),
 		received:   counter("received_bytes_total", "Bytes this worker received from its left ring neighbour."),
 		stateLoads: counter("state_loads_total", "Parameter and optimizer states loaded from the coordinator."),
@@ -45,19 +47,21 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	m.commits.WithLabelValues("applied")
 	m.commits.WithLabelValues("discarded")
-	register(reg, m.steps, m.compute, m.allreduce, m.sent, m.received, m.stateLoads, m.commits)
+	register(reg, m.steps, m.compute, m.allreduce, m.exposed, m.sent, m.received, m.stateLoads, m.commits)
 	return m
 }
 
-// Step records a step this worker finished: its compute and all-reduce times
-// and the bytes it sent and received in the all-reduce.
-func (m *Worker) Step(compute, allreduce time.Duration, bytesSent, bytesRecv int64) {
+// Step records a step this worker finished: its compute, all-reduce and
+// exposed all-reduce times and the bytes it sent and received in the
+// all-reduce.
+func (m *Worker) Step(compute, allreduce, exposed time.Duration, bytesSent, bytesRecv int64) {
 	if m == nil {
 		return
 	}
 	m.steps.Inc()
 	m.compute.Observe(seconds(compute))
 	m.allreduce.Observe(seconds(allreduce))
+	m.exposed.Observe(seconds(exposed))
 	m.sent.Add(float64(max(bytesSent, 0)))
 	m.received.Add(float64(max(bytesRecv, 0)))
 }

@@ -51,12 +51,13 @@ func (d *Dense) Forward(p *linalg.Pool, x []float32, rows int) []float32 {
 // it receives dL/dx (rows x In), criterion A. When preActivation is true dOut
 // already holds dL/dt (a fused loss layer did the activation's part).
 func (d *Dense) Backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn []float32) {
-	d.backward(p, dOut, preActivation, dIn, true)
+	d.backward(p, dOut, preActivation, dIn, true, nil)
 }
 
 // backward is Backward; with accumulate false it overwrites DW and DB
-// instead of adding to them, which saves clearing them first.
-func (d *Dense) backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn []float32, accumulate bool) {
+// instead of adding to them, which saves clearing them first. paramsDone,
+// if not nil, is called once DW and DB are final, before dL/dx is computed.
+func (d *Dense) backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn []float32, accumulate bool, paramsDone func()) {
 	rows := d.rows
 	dt := dOut[:rows*d.Out]
 	if !preActivation {
@@ -85,6 +86,9 @@ func (d *Dense) backward(p *linalg.Pool, dOut []float32, preActivation bool, dIn
 				}
 			}
 		})
+	}
+	if paramsDone != nil {
+		paramsDone()
 	}
 	if dIn != nil {
 		// dx = dt W: [rows, Out] x [Out, In].

@@ -197,7 +197,41 @@ func (n *Network) Gradients(x []float32, labels []int32) (lossSum float64, corre
 	return n.forwardBackward(x, labels, nil, false)
 }
 
+// BackwardHooks observe a backward pass as it goes, so that a caller can
+// start moving finished gradients while the earlier layers still compute
+// (the bucketed all-reduce of a worker). Either may be nil.
+type BackwardHooks struct {
+	// Loss is called once the batch's loss sum and correct count are known,
+	// before the backward pass starts.
+	Loss func(lossSum float64, correct int)
+	// LayerDone is called with a layer's index as soon as its parameter
+	// gradients are final, last layer first; the network does not touch
+	// that layer's part of Grads again in this pass (it still computes the
+	// layer's input gradient, which reads only the parameters).
+	LayerDone func(layer int)
+}
+
+// GradientsHooked is Gradients that calls h as the pass goes. With an empty
+// batch it clears Grads and reports every layer done.
+func (n *Network) GradientsHooked(x []float32, labels []int32, h BackwardHooks) (lossSum float64, correct int) {
+	if len(labels) == 0 {
+		n.ZeroGrad()
+		if h.Loss != nil {
+			h.Loss(0, 0)
+		}
+		for i := len(n.Layers) - 1; i >= 0 && h.LayerDone != nil; i-- {
+			h.LayerDone(i)
+		}
+		return 0, 0
+	}
+	return n.forwardBackwardHooked(x, labels, nil, false, h)
+}
+
 func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, accumulate bool) (lossSum float64, correct int) {
+	return n.forwardBackwardHooked(x, labels, dx, accumulate, BackwardHooks{})
+}
+
+func (n *Network) forwardBackwardHooked(x []float32, labels []int32, dx []float32, accumulate bool, h BackwardHooks) (lossSum float64, correct int) {
 	rows := len(labels)
 	if rows == 0 {
 		return 0, 0
@@ -208,6 +242,9 @@ func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, acc
 	n.delta[0] = d
 	lossSum = n.Config.Loss.evaluate(last.t, out, labels, last.Out, d)
 	correct = n.countCorrect(out, labels)
+	if h.Loss != nil {
+		h.Loss(lossSum, correct)
+	}
 	pre := n.Config.Loss.fused()
 	for i := len(n.Layers) - 1; i >= 0; i-- {
 		l := n.Layers[i]
@@ -219,7 +256,12 @@ func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, acc
 		} else if dx != nil {
 			dIn = dx
 		}
-		l.backward(n.pool, d, pre, dIn, accumulate)
+		var done func()
+		if h.LayerDone != nil {
+			layer := i
+			done = func() { h.LayerDone(layer) }
+		}
+		l.backward(n.pool, d, pre, dIn, accumulate, done)
 		d, pre = dIn, false
 	}
 	return lossSum, correct

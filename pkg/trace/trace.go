@@ -63,7 +63,13 @@ type event struct {
 	args     map[string]any
 	step     uint64 // written as args.step if hasStep: no map per step span
 	hasStep  bool
+	ring     bool // on the track's ring track (RingTrack), not the track itself
 }
+
+// RingTrack names the track that carries a worker's all-reduce when it
+// overlaps the worker's compute (bucketed all-reduce): spans on one track
+// must nest, and these two overlap.
+func RingTrack(worker string) string { return worker + " ring" }
 
 // Recorder collects trace events. Create it with NewRecorder.
 type Recorder struct {
@@ -121,6 +127,11 @@ type Phases struct {
 	Wait time.Duration
 	// Commit is the commit itself, after Wait.
 	Commit time.Duration
+	// Exposed, when the all-reduce overlapped compute (buckets all-reduced
+	// during backward: 0 < Exposed < Allreduce), is the part of the
+	// all-reduce after Compute: the all-reduce began Allreduce-Exposed
+	// before Compute ended, and is drawn on the worker's RingTrack.
+	Exposed time.Duration
 }
 
 // Step lays out one worker's step on the worker's track: compute from start,
@@ -150,10 +161,18 @@ func (r *Recorder) StepPhases(step uint64, start time.Time, worker string, p Pha
 	}
 	span(NameCompute, CatCompute, at, p.Compute)
 	at = at.Add(max(p.Compute, 0))
-	span(NameAllreduce, CatRing, at, allreduce)
-	span(NameReduceScatter, CatRing, at, p.ReduceScatter)
-	span(NameAllGather, CatRing, at.Add(max(p.ReduceScatter, 0)), p.AllGather)
-	at = at.Add(allreduce)
+	if p.Exposed > 0 && p.Exposed < allreduce {
+		// Overlapped: the all-reduce on the ring track, from before the
+		// end of compute.
+		from := at.Add(p.Exposed - allreduce)
+		evs = append(evs, event{name: NameAllreduce, cat: CatRing, ph: 'X', start: from, duration: allreduce, step: step, hasStep: true, ring: true})
+		at = at.Add(p.Exposed)
+	} else {
+		span(NameAllreduce, CatRing, at, allreduce)
+		span(NameReduceScatter, CatRing, at, p.ReduceScatter)
+		span(NameAllGather, CatRing, at.Add(max(p.ReduceScatter, 0)), p.AllGather)
+		at = at.Add(allreduce)
+	}
 	span(NameWait, CatWait, at, p.Wait)
 	at = at.Add(max(p.Wait, 0))
 	span(NameCommit, CatControl, at, p.Commit)
@@ -172,12 +191,16 @@ func (r *Recorder) add(track string, evs ...event) {
 		r.dropped += int64(len(evs))
 		return
 	}
-	id, ok := r.trackID[track]
-	if !ok {
-		id = len(r.tracks)
-		r.tracks = append(r.tracks, track)
-		r.trackID[track] = id
+	trackID := func(name string) int {
+		id, ok := r.trackID[name]
+		if !ok {
+			id = len(r.tracks)
+			r.tracks = append(r.tracks, name)
+			r.trackID[name] = id
+		}
+		return id
 	}
+	id := trackID(track)
 	if need := len(r.events) + len(evs); need > cap(r.events) {
 		// Grow by doubling, but never past the bound.
 		grown := make([]event, len(r.events), min(r.max, max(2*cap(r.events), need, 64)))
@@ -186,6 +209,9 @@ func (r *Recorder) add(track string, evs ...event) {
 	}
 	for _, e := range evs {
 		e.track = id
+		if e.ring {
+			e.track = trackID(RingTrack(track))
+		}
 		r.events = append(r.events, e)
 	}
 }

@@ -156,6 +156,17 @@ func TestStepLayout(t *testing.T) {
 			},
 		},
 		{
+			name: "an all-reduce that overlapped backward goes on the ring track, from before compute ended",
+			rec: func(r *Recorder) {
+				r.StepPhases(3, t0, "w0", Phases{Compute: 10 * ms, Allreduce: 6 * ms, Exposed: 2 * ms, Wait: ms})
+			},
+			want: []span{
+				{"w0", NameCompute, CatCompute, 0, 10000},
+				{"w0 ring", NameAllreduce, CatRing, 6000, 6000},
+				{"w0", NameWait, CatWait, 12000, 1000},
+			},
+		},
+		{
 			name: "zero parts are left out",
 			rec:  func(r *Recorder) { r.Step(1, t0, "w0", 0, 5*ms) },
 			want: []span{{"w0", NameAllreduce, CatRing, 0, 5000}},

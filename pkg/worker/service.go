@@ -39,6 +39,18 @@ type replica struct {
 	buf     engine.Buffers
 	lastGen uint64
 	idx     []int // 0..rows-1 of the current shard, reused
+
+	// buckets is the job's cut of the all-reduced buffer (engine.Buckets).
+	buckets []engine.Bucket
+	wire    allreduce.Wire
+	// With the bf16 wire: residual is what rounding removed from this
+	// worker's contributions up to the last applied step (added to its
+	// next contribution), next what the held step's rounding removed
+	// (becomes residual when the step is applied).
+	residual, next []float32
+	kept           []int32   // the step's kept first-layer inputs (engine.KeptInputs), reused
+	packed, packR  []float32 // the packed first-layer bucket and its residual, reused
+	packN          []float32 // the packed bucket's next residual, reused
 }
 
 // pendingStep is an all-reduced gradient waiting for its Commit.
@@ -93,6 +105,15 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	if classes == 1 {
 		classes = 2
 	}
+	wire, err := allreduce.ParseWire(job.GetWire())
+	if err != nil {
+		return fmt.Errorf("job: %w", err)
+	}
+	buckets := engine.Buckets(net, int(job.GetBucketBytes()))
+	var residual, next []float32
+	if wire == allreduce.WireBF16 {
+		residual, next = make([]float32, len(net.Grads)+engine.Trailing), make([]float32, len(net.Grads)+engine.Trailing)
+	}
 	s.rep.mu.Lock()
 	defer s.rep.mu.Unlock()
 	if s.rep.runID == runID && s.rep.net != nil {
@@ -101,6 +122,7 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	r := s.rep
 	r.runID, r.job, r.cfg, r.classes, r.net, r.opt = runID, job, cfg, classes, net, opt
 	r.loaded, r.pending, r.applied, r.lastGen = false, nil, nil, 0
+	r.buckets, r.wire, r.residual, r.next = buckets, wire, residual, next
 	return nil
 }
 
@@ -156,6 +178,9 @@ func (s *service) LoadState(stream grpc.ClientStreamingServer[pb.StateChunk, pb.
 	s.rep.opt.Steps = int64(h.OptimizerSteps)
 	s.rep.loaded = true
 	s.rep.pending, s.rep.applied = nil, nil
+	// What bf16 rounding removed belongs to the updates this replica
+	// applied; a loaded state replaces them, so the feedback starts anew.
+	clear(s.rep.residual)
 	s.metrics.StateLoaded()
 	s.log.Info("state loaded", "params", np, "optimizer_values", no, "optimizer_steps", h.OptimizerSteps, "checksum", fmt.Sprintf("%08x", h.Checksum))
 	return stream.SendAndClose(&pb.StateAck{Checksum: h.Checksum})
@@ -220,14 +245,22 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	if err != nil {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
 	}
+	kept, err := engine.KeptInputs(req.ZeroInputs, s.rep.cfg.Inputs, s.rep.kept)
+	if err != nil {
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
+	}
+	if kept != nil {
+		s.rep.kept = kept
+	}
 	s.rep.lastGen = req.Generation
 	t0 := s.clock()
 	for len(s.rep.idx) < ds.Rows() {
 		s.rep.idx = append(s.rep.idx, len(s.rep.idx))
 	}
 	net := s.rep.net
-	local := engine.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf)
 	if s.delay > 0 {
+		// A worker slowed on purpose (tests of straggler detection): the
+		// delay counts as compute, before any bucket is released.
 		t := time.NewTimer(s.delay)
 		select {
 		case <-t.C:
@@ -236,23 +269,24 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	computed := s.clock()
-	buf := engine.WithTotals(net)
-	engine.PutTotals(buf[len(net.Grads):], local)
-	var stats allreduce.Stats
+	var t allreduce.Transport
 	if n > 1 {
 		left, right := req.Ring[(int(req.Rank)+n-1)%n], req.Ring[(int(req.Rank)+1)%n]
-		t, err := s.ring.Connect(ctx, left, right, req.Generation)
-		if err != nil {
+		if t, err = s.ring.Connect(ctx, left, right, req.Generation); err != nil {
 			return nil, protocol.Errorf(codes.Unavailable, protocol.ReasonRing, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
 		}
-		stats, err = allreduce.AllReduce(ctx, t, allreduce.Config{
-			Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
-			FrameBytes: int(s.rep.job.FrameBytes),
-		}, buf)
-		if err != nil {
-			return nil, protocol.Errorf(codes.Aborted, protocol.ReasonRing, "step %d generation %d: all-reduce: %v", req.Step, req.Generation, err)
-		}
+	}
+	buf := engine.WithTotals(net)
+	ar := s.startAllReduce(ctx, t, allreduce.Config{
+		Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
+		FrameBytes: int(s.rep.job.FrameBytes), Wire: s.rep.wire,
+	}, buf, kept)
+	engine.ShardGradientsHooked(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf,
+		func(local engine.Totals) { engine.PutTotals(buf[len(net.Grads):], local) }, ar.layerDone)
+	computed := s.clock()
+	stats, arStart, err := ar.wait()
+	if err != nil {
+		return nil, protocol.Errorf(codes.Aborted, protocol.ReasonRing, "step %d generation %d: all-reduce: %v", req.Step, req.Generation, err)
 	}
 	done := s.clock()
 	total := engine.ReadTotals(buf[len(net.Grads):])
@@ -263,12 +297,20 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: the global batch is empty", req.Step)
 	}
 	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count)}
-	s.metrics.Step(computed.Sub(t0), done.Sub(computed), stats.BytesSent, stats.BytesRecv)
+	// The all-reduce ran from its first bucket's start (during backward,
+	// or after it with one bucket) to done; what came after backward was
+	// exposed.
+	if arStart.IsZero() || arStart.After(done) {
+		arStart = done
+	}
+	active, exposed := done.Sub(arStart), max(done.Sub(computed), 0)
+	s.metrics.Step(computed.Sub(t0), active, exposed, stats.BytesSent, stats.BytesRecv)
 	return &pb.StepReport{
 		LossSum: total.LossSum, Correct: uint64(total.Correct), Count: uint64(total.Count),
 		BytesSent: uint64(stats.BytesSent), BytesReceived: uint64(stats.BytesRecv),
-		ComputeSeconds: computed.Sub(t0).Seconds(), AllreduceSeconds: done.Sub(computed).Seconds(),
-		Commit: committed,
+		ComputeSeconds: computed.Sub(t0).Seconds(), AllreduceSeconds: active.Seconds(),
+		AllreduceExposedSeconds: exposed.Seconds(),
+		Commit:                  committed,
 	}, nil
 }
 
@@ -296,6 +338,7 @@ func (s *service) commit(req *pb.CommitRequest) (*pb.CommitReport, error) {
 	case p != nil && p.step == req.Step && p.generation == req.Generation:
 		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
 		s.rep.pending, s.rep.applied = nil, p
+		s.rep.residual, s.rep.next = s.rep.next, s.rep.residual
 		s.metrics.Commit(true)
 	case done != nil && done.step == req.Step && done.generation == req.Generation:
 		// Applied already: acknowledge again.

@@ -38,6 +38,9 @@ func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
 		{[]string{"--max-workers", "1", "--min-workers", "2"}, "--max-workers"},
 		{[]string{"--grpc-addr", "nonsense"}, "--grpc-addr"},
 		{[]string{"--frame-bytes", "7"}, "--frame-bytes"},
+		{[]string{"--bucket-mb", "-1"}, "--bucket-mb: must be between 0"},
+		{[]string{"--bucket-mb", "NaN"}, "--bucket-mb"},
+		{[]string{"--wire", "fp8"}, `--wire: unknown wire encoding "fp8"`},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
 	}

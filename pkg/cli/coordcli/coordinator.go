@@ -50,7 +50,15 @@ type CoordinatorOptions struct {
 	CheckEvery      int
 	StepTimeout     time.Duration
 	FrameBytes      int
-	SingleProcess   bool
+	// BucketMB caps a gradient bucket, in MiB (0: one bucket, all-reduced
+	// after backward).
+	BucketMB float64
+	// Wire is how gradients travel around the ring: f32 or bf16.
+	Wire string
+	// SkipZeroInputs leaves the first-layer gradient columns of inputs that
+	// are zero in the whole global batch off the wire.
+	SkipZeroInputs bool
+	SingleProcess  bool
 	// Threads is the engine's thread count: of the single-process trainer,
 	// or shared among the local workers (0: the CPUs this process may use).
 	Threads       int
@@ -80,6 +88,9 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.IntVar(&opts.CheckEvery, "check-every", opts.CheckEvery, "compare the replicas' parameter checksums every this many steps (0: never)")
 	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
+	fs.Float64Var(&opts.BucketMB, "bucket-mb", opts.BucketMB, "cap of a gradient bucket in MiB: the workers all-reduce buckets, last layers first, while backward computes the earlier layers (0: one bucket, after backward)")
+	fs.BoolVar(&opts.SkipZeroInputs, "skip-zero-inputs", opts.SkipZeroInputs, "leave off the wire the first-layer gradient columns of input features that are zero in the whole global batch (zero on every worker: lossless; MNIST's border pixels)")
+	fs.StringVar(&opts.Wire, "wire", opts.Wire, "how gradients travel around the ring: f32 (exact) or bf16 (rounded to bfloat16 for the wire, summed in float32, with error feedback; half the bytes)")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "the --local-workers exchange ring frames through shared memory (else Unix sockets)")
 	fs.StringVar(&opts.RingShmDir, "ring-shm-dir", opts.RingShmDir, "directory of the local workers' shared-memory ring segments (a tmpfs; created 0700, segments 0600)")
@@ -130,6 +141,7 @@ func DefaultCoordinatorOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		Job: job.Defaults(), GRPCAddr: ":7070", GossipAddr: ":7946", MinWorkers: 1, CheckEvery: 50,
 		StepTimeout: core.DefaultStepTimeout, FrameBytes: allreduce.DefaultFrameBytes, RingShm: true,
+		BucketMB: DefaultBucketMB, Wire: allreduce.WireF32.String(), SkipZeroInputs: true,
 		RingShmDir: shmring.DefaultDir(), MetricsAddr: DefaultMetricsAddr,
 	}
 }
@@ -163,8 +175,22 @@ func (o *CoordinatorOptions) Validate() error {
 	if o.FrameBytes < protocol.MinFrameBytes || o.FrameBytes > protocol.MaxFrameBytes || o.FrameBytes%4 != 0 {
 		bad("frame-bytes", "must be a multiple of 4 between %d and %d, got %d", protocol.MinFrameBytes, protocol.MaxFrameBytes, o.FrameBytes)
 	}
+	if o.BucketMB < 0 || o.BucketMB > 4096 || o.BucketMB != o.BucketMB {
+		bad("bucket-mb", "must be between 0 (one bucket) and 4096, got %v", o.BucketMB)
+	}
+	if _, err := allreduce.ParseWire(o.Wire); err != nil {
+		bad("wire", "%v", err)
+	}
 	return errors.Join(errs...)
 }
+
+// DefaultBucketMB is --bucket-mb's default: small enough that every layer of
+// mnist12 (784-1000-1000-1, the largest 4 MB) has its own bucket, so the
+// last layers' all-reduce starts as early as it can (docs/benchmarks.md).
+const DefaultBucketMB = 1
+
+// bucketBytes converts --bucket-mb to bytes.
+func (o *CoordinatorOptions) bucketBytes() int { return int(o.BucketMB * (1 << 20)) }
 
 // Coordinator runs the coordinator command line and returns the exit code:
 // 0 on success, 2 for invalid flags, 128+signal (130 for SIGINT, 143 for
@@ -268,10 +294,12 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			return 1
 		}
 	} else {
+		wire, _ := allreduce.ParseWire(opts.Wire) // checked by Validate
 		c, err := coordinator.Start(ctx, coordinator.Config{
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
+			BucketBytes: opts.bucketBytes(), Wire: wire, SkipZeroInputs: opts.SkipZeroInputs,
 			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads, Observer: obs,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
 		if err != nil {
@@ -303,6 +331,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		st := dist.Stats()
 		log.Info("distributed run", "steps", sum.Steps, "aborted_attempts", st.Aborts, "ring_generations", st.RingGenerations,
 			"compute_ms_per_step", 1e3*st.ComputeSeconds/float64(sum.Steps), "allreduce_ms_per_step", 1e3*st.AllreduceSeconds/float64(sum.Steps),
+			"allreduce_exposed_ms_per_step", 1e3*st.ExposedSeconds/float64(sum.Steps),
 			"bytes_sent_per_worker_per_step", st.BytesSentPerStep)
 	}
 	return exitCode(ctx, err, log)

@@ -152,15 +152,17 @@ function render(st) {
 
   text($("gen"), st.ring_generation ? `generation ${st.ring_generation}` : "");
   const body = $("ring").tBodies[0]; body.replaceChildren();
-  const slowest = Math.max(1e-9, ...st.workers.map((w) => w.compute_ms + w.allreduce_ms));
+  // The bar is the step's wall time: compute, then the all-reduce's exposed
+  // part (the rest of it ran during backward).
+  const slowest = Math.max(1e-9, ...st.workers.map((w) => w.compute_ms + w.exposed_ms));
   for (const w of st.workers) {
     const tr = node("tr", w.straggler ? "straggler" : "");
     const id = node("td", "", w.id);
     if (w.straggler) id.append(node("span", "tag", `straggler ${fmt(w.straggler_ratio, 1)}×`));
-    tr.append(id, node("td", "state-" + w.state, w.state), node("td", "num", fmt(w.compute_ms, 1) + " ms"), node("td", "num", fmt(w.allreduce_ms, 1) + " ms"));
+    tr.append(id, node("td", "state-" + w.state, w.state), node("td", "num", fmt(w.compute_ms, 1) + " ms"), node("td", "num", fmt(w.allreduce_ms, 1) + " ms" + (w.exposed_ms < w.allreduce_ms ? ` (${fmt(w.exposed_ms, 1)} exposed)` : "")));
     const bars = node("div", "bars");
     const c = node("div", "c"); c.style.width = (100 * w.compute_ms / slowest) + "%";
-    const a = node("div", "a"); a.style.width = (100 * w.allreduce_ms / slowest) + "%";
+    const a = node("div", "a"); a.style.width = (100 * w.exposed_ms / slowest) + "%";
     bars.append(c, a);
     const td = node("td", "barcol"); td.append(bars); tr.append(td);
     body.append(tr);

@@ -151,7 +151,13 @@ type JobSpec struct {
 	Model     *ModelSpec     `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	Optimizer *OptimizerSpec `protobuf:"bytes,3,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
 	// Frame size of the ring all-reduce, in bytes.
-	FrameBytes    uint32 `protobuf:"varint,4,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	FrameBytes uint32 `protobuf:"varint,4,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	// Cap of a gradient bucket in bytes: buckets are all-reduced while
+	// backward computes the earlier layers (0: one bucket, after backward).
+	BucketBytes uint32 `protobuf:"varint,5,opt,name=bucket_bytes,json=bucketBytes,proto3" json:"bucket_bytes,omitempty"`
+	// How gradients travel around the ring: "f32" (or empty) or "bf16"
+	// (rounded for the wire, with error feedback).
+	Wire          string `protobuf:"bytes,6,opt,name=wire,proto3" json:"wire,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +218,20 @@ func (x *JobSpec) GetFrameBytes() uint32 {
 		return x.FrameBytes
 	}
 	return 0
+}
+
+func (x *JobSpec) GetBucketBytes() uint32 {
+	if x != nil {
+		return x.BucketBytes
+	}
+	return 0
+}
+
+func (x *JobSpec) GetWire() string {
+	if x != nil {
+		return x.Wire
+	}
+	return ""
 }
 
 // ModelSpec mirrors model.Config.
@@ -758,7 +778,12 @@ type StepRequest struct {
 	Shard *Shard `protobuf:"bytes,6,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The commit of the previous step, carried by this request to save a
 	// round trip: the worker applies it (idempotently) before it computes.
-	Commit        *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	Commit *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	// Bitmap of the input features that are zero in every row of the
+	// global batch (bit j of byte j/8, least significant first): their
+	// first-layer weight-gradient columns are zero on every worker and stay
+	// off the wire. Empty: every column is sent.
+	ZeroInputs    []byte `protobuf:"bytes,8,opt,name=zero_inputs,json=zeroInputs,proto3" json:"zero_inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +867,13 @@ func (x *StepRequest) GetCommit() *CommitRequest {
 	return nil
 }
 
+func (x *StepRequest) GetZeroInputs() []byte {
+	if x != nil {
+		return x.ZeroInputs
+	}
+	return nil
+}
+
 // StepReport is a worker's result for a step: the all-reduced totals of the
 // global batch and figures about its own part.
 type StepReport struct {
@@ -859,9 +891,13 @@ type StepReport struct {
 	ComputeSeconds   float64 `protobuf:"fixed64,6,opt,name=compute_seconds,json=computeSeconds,proto3" json:"compute_seconds,omitempty"`
 	AllreduceSeconds float64 `protobuf:"fixed64,7,opt,name=allreduce_seconds,json=allreduceSeconds,proto3" json:"allreduce_seconds,omitempty"`
 	// The result of the request's commit, when it carried one.
-	Commit        *CommitReport `protobuf:"bytes,8,opt,name=commit,proto3" json:"commit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Commit *CommitReport `protobuf:"bytes,8,opt,name=commit,proto3" json:"commit,omitempty"`
+	// Seconds of all-reduce not hidden behind the computation: from the end
+	// of backward to the end of the last bucket's all-reduce. The all-reduce
+	// ran from compute + exposed - allreduce seconds after the step began.
+	AllreduceExposedSeconds float64 `protobuf:"fixed64,9,opt,name=allreduce_exposed_seconds,json=allreduceExposedSeconds,proto3" json:"allreduce_exposed_seconds,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *StepReport) Reset() {
@@ -948,6 +984,13 @@ func (x *StepReport) GetCommit() *CommitReport {
 		return x.Commit
 	}
 	return nil
+}
+
+func (x *StepReport) GetAllreduceExposedSeconds() float64 {
+	if x != nil {
+		return x.AllreduceExposedSeconds
+	}
+	return 0
 }
 
 // CommitRequest ends a step on a worker.
@@ -1095,13 +1138,15 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12!\n" +
 	"\fexpect_model\x18\x04 \x01(\tR\vexpectModel\"7\n" +
 	"\fJoinResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xab\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xe2\x01\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12-\n" +
 	"\x05model\x18\x02 \x01(\v2\x17.ringtrain.v1.ModelSpecR\x05model\x129\n" +
 	"\toptimizer\x18\x03 \x01(\v2\x1b.ringtrain.v1.OptimizerSpecR\toptimizer\x12\x1f\n" +
 	"\vframe_bytes\x18\x04 \x01(\rR\n" +
-	"frameBytes\"\xc9\x01\n" +
+	"frameBytes\x12!\n" +
+	"\fbucket_bytes\x18\x05 \x01(\rR\vbucketBytes\x12\x12\n" +
+	"\x04wire\x18\x06 \x01(\tR\x04wire\"\xc9\x01\n" +
 	"\tModelSpec\x12\x16\n" +
 	"\x06inputs\x18\x01 \x01(\rR\x06inputs\x12\x16\n" +
 	"\x06hidden\x18\x02 \x03(\rR\x06hidden\x12\x18\n" +
@@ -1144,7 +1189,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\bfeatures\x18\x02 \x01(\rR\bfeatures\x12\x16\n" +
 	"\x06pixels\x18\x03 \x01(\fR\x06pixels\x12\x16\n" +
 	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xe0\x01\n" +
+	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\x81\x02\n" +
 	"\vStepRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1154,7 +1199,9 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x04ring\x18\x04 \x03(\tR\x04ring\x12\x12\n" +
 	"\x04rank\x18\x05 \x01(\rR\x04rank\x12)\n" +
 	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\x123\n" +
-	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\"\xa7\x02\n" +
+	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\x12\x1f\n" +
+	"\vzero_inputs\x18\b \x01(\fR\n" +
+	"zeroInputs\"\xe3\x02\n" +
 	"\n" +
 	"StepReport\x12\x19\n" +
 	"\bloss_sum\x18\x01 \x01(\x01R\alossSum\x12\x18\n" +
@@ -1165,7 +1212,8 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\x05 \x01(\x04R\rbytesReceived\x12'\n" +
 	"\x0fcompute_seconds\x18\x06 \x01(\x01R\x0ecomputeSeconds\x12+\n" +
 	"\x11allreduce_seconds\x18\a \x01(\x01R\x10allreduceSeconds\x122\n" +
-	"\x06commit\x18\b \x01(\v2\x1a.ringtrain.v1.CommitReportR\x06commit\"\x95\x01\n" +
+	"\x06commit\x18\b \x01(\v2\x1a.ringtrain.v1.CommitReportR\x06commit\x12:\n" +
+	"\x19allreduce_exposed_seconds\x18\t \x01(\x01R\x17allreduceExposedSeconds\"\x95\x01\n" +
 	"\rCommitRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
