@@ -393,8 +393,10 @@ func TestCancelUnblocks(t *testing.T) {
 			tx, rx := connect(t, a, 0, 1), connect(t, b, 1, 1)
 			cause := errors.New("neighbour died")
 			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(100*time.Millisecond, func() { cancel(cause) })
+			// start is taken before the timer is armed, so the operation can
+			// only return early (before the cancellation) if it did not block.
 			start := time.Now()
+			time.AfterFunc(100*time.Millisecond, func() { cancel(cause) })
 			err := c.op(ctx, tx, rx)
 			if el := time.Since(start); el < 100*time.Millisecond || el > 600*time.Millisecond {
 				t.Errorf("returned after %v, want about 100ms", el)
