@@ -123,7 +123,7 @@ var CoordinatorHelp = cli.Help{
 		{Title: "Outputs", Flags: []string{"out", "trace", "cpuprofile"}},
 		{Title: "Checkpoints", Flags: []string{"checkpoint-every", "keep-checkpoints", "resume"}},
 		{Title: "Cluster", Flags: []string{"local-workers", "single-process", "min-workers", "max-workers", "grpc-addr", "advertise",
-			"gossip-addr", "gossip-advertise", "gossip-fast", "check-every", "step-timeout", "frame-bytes", "ring-shm", "ring-shm-dir"}},
+			"gossip-addr", "gossip-advertise", "gossip-fast", "check-every", "step-timeout", "frame-bytes", "bucket-mb", "wire", "skip-zero-inputs", "ring-shm", "ring-shm-dir"}},
 		{Title: "Security", Flags: []string{"tls-cert", "tls-key", "tls-ca", "gossip-key-file"}},
 		{Title: "Operations", Flags: []string{"metrics-addr", "log-format", "log-level"}},
 	},
