@@ -130,6 +130,17 @@ mkns() {
 	ip -n "$1" link set lo up
 }
 
+# Root in a container without CAP_NET_ADMIN can list namespaces but not
+# make one; and tbf may be missing: try both on one namespace first.
+probe=rtlinks-$$-probe
+ip netns add "$probe" 2>/dev/null || die "cannot create a network namespace (root without CAP_NET_ADMIN, e.g. in a container?)"
+made_ns+=("$probe")
+tbf_ok=1
+ip netns exec "$probe" tc qdisc add dev lo root tbf rate 1gbit burst 1mb latency 200ms 2>/dev/null || tbf_ok=0
+ip netns del "$probe"
+made_ns=()
+((tbf_ok)) || die "tc cannot add a tbf qdisc (is the sch_tbf module available?)"
+
 # setup RATE HOSTS: the switch namespace with the bridge, and HOSTS host
 # namespaces, each with eth0 on the bridge, its address and its tbf.
 setup() {

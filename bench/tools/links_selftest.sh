@@ -33,6 +33,21 @@ if ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1 || ! command -v
 	exit 0
 fi
 
+# Root in a container without CAP_NET_ADMIN lists namespaces but cannot
+# make one: probe with one namespace (and tc inside it) first.
+probe=rtlinks-probe-$$
+if ! ip netns add "$probe" 2>/dev/null; then
+	echo "SKIPPED: links.sh namespace setup/teardown checks: cannot create a network namespace here (no CAP_NET_ADMIN?)"
+	exit 0
+fi
+tc_ok=1
+ip netns exec "$probe" tc qdisc add dev lo root tbf rate 1gbit burst 1mb latency 200ms 2>/dev/null || tc_ok=0
+ip netns del "$probe"
+if ((tc_ok == 0)); then
+	echo "SKIPPED: links.sh namespace setup/teardown checks: tc cannot add a tbf qdisc here (sch_tbf missing?)"
+	exit 0
+fi
+
 # left PID: the namespaces the links.sh run PID left behind.
 left() { ip netns list | awk '{print $1}' | grep "^rtlinks-$1-" || true; }
 
