@@ -312,10 +312,10 @@ for rate in "${rates[@]}"; do
 		printf '{"rate": "%s", "rate_bps": %s, "workers": %d, "threads": %d, "batch": %d, "steps": %d}\n' \
 			"$rate" "$(rate_bps "$rate")" "$n" "$threads" "$batch" "$steps" >"$d/meta.json"
 		setup "$rate" $((n + 1))
-		log "$rate, $n workers: ours (coordinator on host 0, workers on hosts 1..$n)"
+		log "$rate, $n worker(s): ours (coordinator on host 0, workers on hosts 1..$n)"
 		ours "$d/ours" "$n"
 		tc_stats $((n + 1)) >"$d/ours/tc-stats.txt"
-		log "$rate, $n workers: PyTorch DDP (gloo, ranks on hosts 1..$n)"
+		log "$rate, $n worker(s): PyTorch DDP (gloo, ranks on hosts 1..$n)"
 		ddp "$d/ddp" "$n"
 		tc_stats $((n + 1)) >"$d/ddp/tc-stats.txt"
 		teardown

@@ -80,6 +80,23 @@ def dist_line(log):
     return {}
 
 
+def why(path, limit=240, last=False):
+    """The line of a failed run's log that says why, shortened to limit
+    characters: the first line naming an error (a Go flag error comes before
+    the usage text), else (or with last, for Python's tracebacks) the last
+    line; '' when there is none."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return ""
+    for line in ([] if last else lines):
+        low = line.lower()
+        if any(w in low for w in ("error", "invalid", "not defined", "failed", "cannot", "traceback")):
+            return line[:limit]
+    return lines[-1][:limit] if lines else ""
+
+
 def param_count(path):
     """Number of elements over the tensors of a safetensors file, or None."""
     try:
@@ -121,14 +138,16 @@ def row(d):
     if exit_code(os.path.join(d, "ours", "exit_code")) == 0:
         summary = read_json(os.path.join(d, "ours", "out", "summary.json"))
     else:
-        notes.append("ours failed (exit %s): see %s" % (exit_code(os.path.join(d, "ours", "exit_code")),
-                                                         os.path.join(d, "ours", "coordinator.log")))
+        log = os.path.join(d, "ours", "coordinator.log")
+        notes.append("ours failed (exit %s): see %s; it says: `%s`" % (
+            exit_code(os.path.join(d, "ours", "exit_code")), log, why(log)))
     peer = None
     if exit_code(os.path.join(d, "ddp", "exit_code")) == 0:
         peer = last_json_line(os.path.join(d, "ddp", "rank0.json"))
     else:
-        notes.append("DDP failed (exit %s): see %s" % (exit_code(os.path.join(d, "ddp", "exit_code")),
-                                                        os.path.join(d, "ddp")))
+        err = os.path.join(d, "ddp", "rank0.err")
+        notes.append("DDP failed (exit %s): see %s; rank 0 says: `%s`" % (
+            exit_code(os.path.join(d, "ddp", "exit_code")), os.path.join(d, "ddp"), why(err, last=True)))
     line = dist_line(os.path.join(d, "ours", "coordinator.log")) if summary else {}
     ours_sps = summary.get("samples_per_second") if summary else None
     ddp_sps = peer.get("samples_per_second") if peer else None
@@ -158,7 +177,7 @@ def row(d):
         fmt(wire_bw / 1e9 if wire_bw else None, ".2f") + " (" + fmt(share(wire_bw), ".0f", "%") + ")",
         fmt(grad_bw / 1e9 if grad_bw else None, ".2f") + " (" + fmt(share(grad_bw), ".0f", "%") + ")",
     ]
-    return "| " + " | ".join(cells) + " |", ["%s, %s workers: %s" % (meta.get("rate"), n, x) for x in notes]
+    return "| " + " | ".join(cells) + " |", ["%s, %s worker%s: %s" % (meta.get("rate"), n, "" if n == 1 else "s", x) for x in notes]
 
 
 def main(argv):
