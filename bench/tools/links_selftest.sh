@@ -4,7 +4,8 @@
 # are refused with exit 2, and, when this runs as root with ip netns and tc,
 # that a dry setup/teardown of 2 simulated hosts leaves no namespace behind,
 # both when it ends normally and when it is killed with SIGTERM or SIGINT
-# while the hosts are up. Prints SKIPPED (with the reason) for what it
+# while the hosts are up; and the report's unit tests
+# (tools/test_links_report.py). Prints SKIPPED (with the reason) for what it
 # cannot run here. Runs nothing else: no training, no measurement.
 set -euo pipefail
 links=$(cd "$(dirname "$0")/.." && pwd)/links.sh
@@ -12,6 +13,15 @@ fail() { echo "links selftest FAILED: $*" >&2; exit 1; }
 
 bash -n "$links" || fail "bash -n $links"
 echo "ok: bash -n bench/links.sh"
+
+# The report's arithmetic (bus bandwidth, shares, exposed time, failures).
+py=${BENCH_PYTHON:-/usr/bin/python3}
+if command -v "$py" >/dev/null; then
+	res=$(PYTHONDONTWRITEBYTECODE=1 "$py" "$(dirname "$0")/test_links_report.py" 2>&1) || fail "tools/test_links_report.py: $res"
+	echo "ok: tools/test_links_report.py"
+else
+	echo "SKIPPED: tools/test_links_report.py: no $py"
+fi
 
 # Bad arguments: exit 2 with a message naming the problem, before anything
 # is built (these run as any user; the argument checks come first).
