@@ -25,6 +25,8 @@
 # Prints Markdown to stdout (progress on stderr); raw outputs in
 # bench/results/links-<stamp>/.
 # Environment: LINKS_THREADS (threads per worker, default 1, like a DDP rank),
+# LINKS_REPEATS (ours then DDP, R times on the same hosts; the table shows
+# medians; default 1),
 # LINKS_TIMEOUT (seconds per run, default 900), BENCH_PYTHON, MNIST_DIR,
 # BENCH_RESULTS.
 set -euo pipefail
@@ -66,6 +68,8 @@ for n in "${workers_list[@]}"; do
 done
 threads=${LINKS_THREADS:-1}
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "LINKS_THREADS '$threads' is not a positive number"
+repeats=${LINKS_REPEATS:-1}
+[[ $repeats =~ ^[1-9][0-9]*$ ]] || die "LINKS_REPEATS '$repeats' is not a positive number"
 run_timeout=${LINKS_TIMEOUT:-900}
 [[ $run_timeout =~ ^[1-9][0-9]*$ ]] || die "LINKS_TIMEOUT '$run_timeout' is not a positive number of seconds"
 
@@ -309,15 +313,18 @@ for rate in "${rates[@]}"; do
 	for n in "${workers_list[@]}"; do
 		d=$out/$rate-w$n
 		mkdir -p "$d"
-		printf '{"rate": "%s", "rate_bps": %s, "workers": %d, "threads": %d, "batch": %d, "steps": %d}\n' \
-			"$rate" "$(rate_bps "$rate")" "$n" "$threads" "$batch" "$steps" >"$d/meta.json"
+		printf '{"rate": "%s", "rate_bps": %s, "workers": %d, "threads": %d, "batch": %d, "steps": %d, "repeats": %d}\n' \
+			"$rate" "$(rate_bps "$rate")" "$n" "$threads" "$batch" "$steps" "$repeats" >"$d/meta.json"
 		setup "$rate" $((n + 1))
-		log "$rate, $n worker(s): ours (coordinator on host 0, workers on hosts 1..$n)"
-		ours "$d/ours" "$n"
-		tc_stats $((n + 1)) >"$d/ours/tc-stats.txt"
-		log "$rate, $n worker(s): PyTorch DDP (gloo, ranks on hosts 1..$n)"
-		ddp "$d/ddp" "$n"
-		tc_stats $((n + 1)) >"$d/ddp/tc-stats.txt"
+		for ((k = 1; k <= repeats; k++)); do
+			sfx=$( ((repeats == 1)) || echo ".$k")
+			log "$rate, $n worker(s)${sfx:+, repeat $k of $repeats}: ours (coordinator on host 0, workers on hosts 1..$n)"
+			ours "$d/ours$sfx" "$n"
+			tc_stats $((n + 1)) >"$d/ours$sfx/tc-stats.txt"
+			log "$rate, $n worker(s)${sfx:+, repeat $k of $repeats}: PyTorch DDP (gloo, ranks on hosts 1..$n)"
+			ddp "$d/ddp$sfx" "$n"
+			tc_stats $((n + 1)) >"$d/ddp$sfx/tc-stats.txt"
+		done
 		teardown
 	done
 done

@@ -5,7 +5,9 @@ Usage: links_report.py RESULTS_DIR [COORDINATOR FLAGS...]
 
 RESULTS_DIR holds one folder per link rate and worker count (<rate>-w<N>),
 each with meta.json, ours/ (exit_code, coordinator.log as JSON lines,
-out/summary.json, out/model.safetensors) and ddp/ (exit_code, rank0.json).
+out/summary.json, out/model.safetensors) and ddp/ (exit_code, rank0.json),
+or ours.K/ and ddp.K/ for repeats K = 1, 2, ...: the table then shows the
+median of each figure over the repeats (ours / DDP: of the medians).
 
 Per step, ours: compute and all-reduce are the coordinator's
 "distributed run" log line (the slowest worker's compute and all-reduce,
@@ -23,6 +25,7 @@ fewer bytes (bf16, skipped columns). The share divides by the tbf rate.
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -129,55 +132,96 @@ def fmt(v, spec, suffix=""):
     return "n/a" if v is None else format(v, spec) + suffix
 
 
-def row(d):
-    """One table row and its notes for the folder d."""
-    meta = read_json(os.path.join(d, "meta.json")) or {}
-    n, rate_bps = meta.get("workers", 0), meta.get("rate_bps", 0)
+def measure(d, ours_dir, ddp_dir, n, rate_bps):
+    """The figures of one repeat (our run in d/ours_dir, DDP's in d/ddp_dir)
+    as a dict (None where a figure is missing) and its notes."""
+    ours, ddp = os.path.join(d, ours_dir), os.path.join(d, ddp_dir)
     notes = []
     summary = None
-    if exit_code(os.path.join(d, "ours", "exit_code")) == 0:
-        summary = read_json(os.path.join(d, "ours", "out", "summary.json"))
+    if exit_code(os.path.join(ours, "exit_code")) == 0:
+        summary = read_json(os.path.join(ours, "out", "summary.json"))
     else:
-        log = os.path.join(d, "ours", "coordinator.log")
+        log = os.path.join(ours, "coordinator.log")
         notes.append("ours failed (exit %s): see %s; it says: `%s`" % (
-            exit_code(os.path.join(d, "ours", "exit_code")), log, why(log)))
+            exit_code(os.path.join(ours, "exit_code")), log, why(log)))
     peer = None
-    if exit_code(os.path.join(d, "ddp", "exit_code")) == 0:
-        peer = last_json_line(os.path.join(d, "ddp", "rank0.json"))
+    if exit_code(os.path.join(ddp, "exit_code")) == 0:
+        peer = last_json_line(os.path.join(ddp, "rank0.json"))
     else:
-        err = os.path.join(d, "ddp", "rank0.err")
         notes.append("DDP failed (exit %s): see %s; rank 0 says: `%s`" % (
-            exit_code(os.path.join(d, "ddp", "exit_code")), os.path.join(d, "ddp"), why(err, last=True)))
-    line = dist_line(os.path.join(d, "ours", "coordinator.log")) if summary else {}
-    ours_sps = summary.get("samples_per_second") if summary else None
-    ddp_sps = peer.get("samples_per_second") if peer else None
-    ratio = ours_sps / ddp_sps if ours_sps and ddp_sps else None
-    comp, ar = line.get("compute_ms_per_step"), line.get("allreduce_ms_per_step")
-    sent = line.get("bytes_sent_per_worker_per_step")
-    exp = exposed_ms(line, summary) if summary else None
-    wire_bw = grad_bw = None
+            exit_code(os.path.join(ddp, "exit_code")), ddp, why(os.path.join(ddp, "rank0.err"), last=True)))
+    line = dist_line(os.path.join(ours, "coordinator.log")) if summary else {}
+    v = {
+        "ours": summary.get("samples_per_second") if summary else None,
+        "ddp": peer.get("samples_per_second") if peer else None,
+        "compute": line.get("compute_ms_per_step"),
+        "allreduce": line.get("allreduce_ms_per_step"),
+        "sent": line.get("bytes_sent_per_worker_per_step"),
+        "exposed": exposed_ms(line, summary) if summary else None,
+        "wire_bw": None,
+        "grad_bw": None,
+    }
+    ar = v["allreduce"]
     if ar and n > 1:
-        if sent:
-            wire_bw = 8 * sent / (ar / 1e3)
-        params = param_count(os.path.join(d, "ours", "out", "model.safetensors"))
+        if v["sent"]:
+            v["wire_bw"] = 8 * v["sent"] / (ar / 1e3)
+        params = param_count(os.path.join(ours, "out", "model.safetensors"))
         if params:
-            grad_bw = 2 * (n - 1) / n * 4 * (params + TRAILING) * 8 / (ar / 1e3)
-    share = (lambda bw: 100 * bw / rate_bps if bw and rate_bps else None)
+            v["grad_bw"] = 2 * (n - 1) / n * 4 * (params + TRAILING) * 8 / (ar / 1e3)
     if summary:
         notes.append("ours: %s steps, %s samples, test accuracy %.4f" % (
             summary.get("steps"), summary.get("samples"), summary.get("test_accuracy", float("nan"))))
     if peer:
         notes.append("DDP: %s steps, %s samples, test accuracy %.4f" % (
             peer.get("steps"), peer.get("samples_trained"), peer.get("test_accuracy", float("nan"))))
+    return v, notes
+
+
+def repeats(d):
+    """The (ours, ddp) folder pairs of d: ours/ddp, or ours.K/ddp.K for K = 1, 2, ..."""
+    if os.path.isdir(os.path.join(d, "ours")) or os.path.isdir(os.path.join(d, "ddp")):
+        return [("ours", "ddp")]
+    ks = sorted(int(e.split(".", 1)[1]) for e in os.listdir(d) if re.fullmatch(r"(ours|ddp)\.[0-9]+", e))
+    return [("ours.%d" % k, "ddp.%d" % k) for k in sorted(set(ks))]
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def row(d):
+    """One table row (the median over the repeats) and its notes for the folder d."""
+    meta = read_json(os.path.join(d, "meta.json")) or {}
+    n, rate_bps = meta.get("workers", 0), meta.get("rate_bps", 0)
+    runs = [measure(d, o, p, n, rate_bps) for o, p in repeats(d)]
+    tag = "%s, %s worker%s" % (meta.get("rate"), n, "" if n == 1 else "s")
+    notes = []
+    for i, (_, ns) in enumerate(runs):
+        notes += ["%s%s: %s" % (tag, " (repeat %d)" % (i + 1) if len(runs) > 1 else "", x) for x in ns]
+    m = {k: median(v[k] for v, _ in runs) for k in (runs[0][0] if runs else {})}
+    if len(runs) > 1:
+        notes.append("%s: samples/s of the %d repeats, ours %s, DDP %s (the table shows medians)" % (
+            tag, len(runs), ", ".join(fmt(v["ours"], ",.0f") for v, _ in runs),
+            ", ".join(fmt(v["ddp"], ",.0f") for v, _ in runs)))
+    if not runs:
+        notes.append("%s: no runs in %s" % (tag, d))
+    ours_sps, ddp_sps = m.get("ours"), m.get("ddp")
+    ratio = ours_sps / ddp_sps if ours_sps and ddp_sps else None
+    wire_bw, grad_bw, sent = m.get("wire_bw"), m.get("grad_bw"), m.get("sent")
+    share = (lambda bw: 100 * bw / rate_bps if bw and rate_bps else None)
     cells = [
         meta.get("rate", os.path.basename(d)), str(n),
         fmt(ours_sps, ",.0f"), fmt(ddp_sps, ",.0f"), fmt(ratio, ".2f", "x"),
-        fmt(comp, ".1f"), fmt(ar, ".1f"), fmt(exp, ".1f"),
+        fmt(m.get("compute"), ".1f"), fmt(m.get("allreduce"), ".1f"), fmt(m.get("exposed"), ".1f"),
         fmt(sent / 1e6 if sent else None, ".2f"),
         fmt(wire_bw / 1e9 if wire_bw else None, ".2f") + " (" + fmt(share(wire_bw), ".0f", "%") + ")",
         fmt(grad_bw / 1e9 if grad_bw else None, ".2f") + " (" + fmt(share(grad_bw), ".0f", "%") + ")",
     ]
-    return "| " + " | ".join(cells) + " |", ["%s, %s worker%s: %s" % (meta.get("rate"), n, "" if n == 1 else "s", x) for x in notes]
+    return "| " + " | ".join(cells) + " |", notes
 
 
 def main(argv):

@@ -130,6 +130,25 @@ class RowTest(unittest.TestCase):
             self.assertEqual(cells[9], "1.00 (10%)")
             self.assertEqual(cells[10], "1.00 (10%)")
 
+    def test_repeats_show_medians(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = os.path.join(tmp, "r-w2")
+            # Three repeats: ours 3000, 1000, 2000 samples/s; DDP 1000, 4000, 2000;
+            # all-reduce 0.032, 0.064, 0.016 ms for 4000 bytes.
+            for k, (o, p, ar) in enumerate([(3000.0, 1000.0, 0.032), (1000.0, 4000.0, 0.064),
+                                            (2000.0, 2000.0, 0.016)], 1):
+                src = self.run_dir(os.path.join(tmp, "k%d" % k), 2, 1e9, ar, 4000, ours_sps=o, ddp_sps=p)
+                os.makedirs(d, exist_ok=True)
+                os.replace(os.path.join(src, "ours"), os.path.join(d, "ours.%d" % k))
+                os.replace(os.path.join(src, "ddp"), os.path.join(d, "ddp.%d" % k))
+                os.replace(os.path.join(src, "meta.json"), os.path.join(d, "meta.json"))
+            self.assertEqual(lr.repeats(d), [("ours.1", "ddp.1"), ("ours.2", "ddp.2"), ("ours.3", "ddp.3")])
+            row, notes = lr.row(d)
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            self.assertEqual(cells[2:5], ["2,000", "2,000", "1.00x"])
+            self.assertEqual(cells[9], "1.00 (100%)")  # the median of 1, 0.5 and 2 Gbit/s
+            self.assertIn("ours 3,000, 1,000, 2,000, DDP 1,000, 4,000, 2,000", notes[-1])
+
     def test_one_worker_has_no_bus_bandwidth(self):
         with tempfile.TemporaryDirectory() as tmp:
             row, _ = lr.row(self.run_dir(tmp, 1, 1e9, 0.01, 0))
