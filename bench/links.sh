@@ -303,8 +303,23 @@ ddp() {
 		pids+=($!)
 		ps+=($!)
 	done
-	for p in "${ps[@]}"; do wait "$p" || rc=$?; done
-	forget "${ps[@]}"
+	# A rank that fails leaves the others waiting for it (gloo's timeout is
+	# 30 minutes): stop them as soon as one fails.
+	local left=("${ps[@]}") got r2
+	while ((${#left[@]})); do
+		got= r2=0
+		wait -n -p got "${left[@]}" || r2=$?
+		[[ -n $got ]] || break
+		forget "$got"
+		local keep=()
+		for p in "${left[@]}"; do [[ $p == "$got" ]] || keep+=("$p"); done
+		left=("${keep[@]}")
+		if ((r2 != 0)); then
+			rc=$r2
+			stop "${left[@]}"
+			break
+		fi
+	done
 	echo "$rc" >"$d/exit_code"
 	((rc == 0)) || log "DDP exited $rc (see $d/rank*.err)"
 }

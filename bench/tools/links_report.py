@@ -148,8 +148,14 @@ def measure(d, ours_dir, ddp_dir, n, rate_bps):
     if exit_code(os.path.join(ddp, "exit_code")) == 0:
         peer = last_json_line(os.path.join(ddp, "rank0.json"))
     else:
-        notes.append("DDP failed (exit %s): see %s; rank 0 says: `%s`" % (
-            exit_code(os.path.join(ddp, "exit_code")), ddp, why(os.path.join(ddp, "rank0.err"), last=True)))
+        said = ""
+        errs = sorted(e for e in os.listdir(ddp) if re.fullmatch(r"rank[0-9]+\.err", e)) if os.path.isdir(ddp) else []
+        for e in errs:
+            w = why(os.path.join(ddp, e), last=True)
+            if w:
+                said = "; %s says: `%s`" % (e[:-4].replace("rank", "rank "), w)
+                break
+        notes.append("DDP failed (exit %s): see %s%s" % (exit_code(os.path.join(ddp, "exit_code")), ddp, said))
     line = dist_line(os.path.join(ours, "coordinator.log")) if summary else {}
     v = {
         "ours": summary.get("samples_per_second") if summary else None,

@@ -166,6 +166,12 @@ class RowTest(unittest.TestCase):
             self.assertEqual(cells[3], "2,000")
             self.assertEqual(cells[4], "n/a")
             self.assertIn("flag provided but not defined: -wire", notes[0])
+            # A DDP rank other than 0 fails: its message is the one shown.
+            write(os.path.join(d, "ddp", "exit_code"), "3\n")
+            write(os.path.join(d, "ddp", "rank0.err"), "")
+            write(os.path.join(d, "ddp", "rank1.err"), "Traceback\nRuntimeError: rank 1 broke\n")
+            _, notes = lr.row(d)
+            self.assertIn("rank 1 says: `RuntimeError: rank 1 broke`", " ".join(notes))
 
 
 if __name__ == "__main__":
