@@ -281,11 +281,25 @@ ours() {
 		bg "$(hostns "$i")" "$d/worker$i.log" "${wcmd[@]}"
 		ws+=("$last")
 	done
-	wait "$cpid" || rc=$?
-	forget "$cpid"
+	# A worker that exits before the coordinator is a failed run (the
+	# coordinator would wait for --min-workers until the timeout).
+	local got r2=0
+	wait -n -p got "$cpid" "${ws[@]}" || r2=$?
+	if [[ $got == "$cpid" ]]; then
+		rc=$r2
+		forget "$cpid"
+	else
+		log "a worker (pid $got) exited $r2 before the coordinator: stopping the run (see $d/worker*.log)"
+		forget "$got"
+		local keep=() p
+		for p in "${ws[@]}"; do [[ $p == "$got" ]] || keep+=("$p"); done
+		ws=("${keep[@]}")
+		stop "$cpid"
+		rc=1
+	fi
 	stop "${ws[@]}"
 	echo "$rc" >"$d/exit_code"
-	((rc == 0)) || log "our coordinator exited $rc (see $d/coordinator.log)"
+	((rc == 0)) || log "our run failed (exit $rc; see $d/coordinator.log)"
 }
 
 # ddp DIR N: rank r on host r+1, rank 0's host is the rendezvous.
