@@ -16,10 +16,14 @@ line containing "exposed", else allreduce_exposed_seconds of summary.json
 (seconds over the run) divided by the steps, else n/a.
 Bus bandwidth as nccl-tests defines it: busBW = 2(N-1)/N x bytes / time.
 "wire" uses the bytes a worker really sent per step (payload, no headers),
-which is 2(N-1)/N x the buffer for an f32 ring; "f32 grads" uses the f32
-gradient buffer (parameters of model.safetensors + 3 trailing scalars, see
-pkg/engine.Trailing), so it exceeds the wire figure when the wire carries
-fewer bytes (bf16, skipped columns). The share divides by the tbf rate.
+which is 2(N-1)/N x the buffer for an f32 ring; "f32-equivalent" uses the
+whole f32 gradient buffer (parameters of model.safetensors + 3 trailing
+scalars, see pkg/engine.Trailing), so it exceeds the wire figure (even the
+link rate) when the wire carries fewer bytes (--wire bf16,
+--skip-zero-inputs). The share divides by the tbf rate. With buckets
+all-reduced during backward, the all-reduce time is the span from the first
+bucket's start to the last one's end, which includes the wire's waits for
+backward: then busBW is a lower bound of the rate the wire ran at.
 """
 
 import json
@@ -249,7 +253,7 @@ def main(argv):
               meta0.get("threads"), " ".join(argv[2:]) or "none"))
     print("| link | workers | ours samples/s | DDP samples/s | ours / DDP | compute ms/step | all-reduce ms/step "
           "| exposed all-reduce ms/step | MB sent per worker per step | busBW Gbit/s, wire (share of link) "
-          "| busBW Gbit/s, f32 grads (share of link) |")
+          "| busBW Gbit/s, f32-equivalent (share of link) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     notes = []
     for d in dirs:
