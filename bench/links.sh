@@ -64,7 +64,7 @@ for r in "${rates[@]}"; do
 	rate_bps "$r" >/dev/null || die "RATE '$r' is not a tc rate like 1gbit, 10gbit or 500mbit (units: bit, kbit, mbit, gbit, tbit)"
 done
 for n in "${workers_list[@]}"; do
-	[[ $n =~ ^[1-9][0-9]?$ ]] && ((n <= 50)) || die "WORKERS '$n' is not a number of workers between 1 and 50"
+	if ! [[ $n =~ ^[1-9][0-9]?$ ]] || ((n > 50)); then die "WORKERS '$n' is not a number of workers between 1 and 50"; fi
 done
 threads=${LINKS_THREADS:-1}
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "LINKS_THREADS '$threads' is not a positive number"
@@ -107,7 +107,9 @@ teardown() {
 	local p ns t
 	# Only PIDs not yet waited for (a reaped PID may be reused): the list
 	# kept by bg/forget, and bash's own unfinished jobs.
-	pids+=($(jobs -p))
+	local jobpids
+	mapfile -t jobpids < <(jobs -p)
+	pids+=("${jobpids[@]}")
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for ((t = 0; t < 100; t++)); do
 		local alive=0
@@ -321,7 +323,7 @@ ddp() {
 	# 30 minutes): stop them as soon as one fails.
 	local left=("${ps[@]}") got r2
 	while ((${#left[@]})); do
-		got= r2=0
+		got='' r2=0
 		wait -n -p got "${left[@]}" || r2=$?
 		[[ -n $got ]] || break
 		forget "$got"

@@ -13,6 +13,12 @@ fail() { echo "links selftest FAILED: $*" >&2; exit 1; }
 
 bash -n "$links" || fail "bash -n $links"
 echo "ok: bash -n bench/links.sh"
+if command -v shellcheck >/dev/null; then
+	shellcheck "$links" "$0" || fail "shellcheck"
+	echo "ok: shellcheck bench/links.sh bench/tools/links_selftest.sh"
+else
+	echo "SKIPPED: shellcheck is not installed (apt-get install shellcheck): links.sh not linted"
+fi
 
 # The report's arithmetic (bus bandwidth, shares, exposed time, failures).
 py=${BENCH_PYTHON:-/usr/bin/python3}
