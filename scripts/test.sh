@@ -53,6 +53,9 @@ go test -count=1 -timeout 15m ./...
 step "go test -race (concurrent packages)"
 go test -count=1 -race -timeout 15m ./pkg/allreduce/... ./pkg/membership ./pkg/worker ./pkg/coordinator/... ./pkg/cli/... ./pkg/report ./pkg/dashboard ./pkg/straggler
 
+step "bench/links.sh: syntax, refused arguments, namespace cleanup (root only; a few seconds)"
+bash bench/tools/links_selftest.sh
+
 step "Kubernetes manifests, rendered and checked offline (separate module: kustomize and k8s types stay out of the binaries)"
 (cd deploy/k8s/test && go vet -mod=mod ./... && go test -mod=mod -count=1 ./...)
 

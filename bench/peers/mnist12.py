@@ -7,18 +7,22 @@ ships them in its data/ folder). Keeps digits 1 and 2 only (12,700 train /
 Network: 784-1000-1000-1, ReLU hidden, nn.Linear default init, sigmoid output
 with BCE (computed as the fused BCEWithLogitsLoss), plain SGD lr 0.1.
 One epoch, global batch 64 (or --batch 256), order from a seeded permutation,
-the last partial batch included.
+the last partial batch included (or the first --steps batches).
 
 Modes: --ranks 0 runs in this process; --ranks R >= 1 runs DistributedDataParallel
 over the gloo backend on 127.0.0.1 with R processes (torch.multiprocessing
-spawn, 1 thread each). Every rank draws the same permutation and takes a
+spawn, 1 thread each). --ranks R --rank K runs rank K alone in this process
+(one per host: bench/links.sh): it meets the other ranks at MASTER_ADDR and
+MASTER_PORT (both required) over the interface GLOO_SOCKET_IFNAME names, and
+rank 0 prints the JSON line for all ranks (the other ranks print nothing). Every rank draws the same permutation and takes a
 contiguous slice of each global batch (slice sizes differ by at most one).
 Each rank's loss is its per-sample sum scaled by R / global_count, so DDP's
 gradient average is exactly the global mean, whatever the slice sizes.
 
 Prints one JSON line: test accuracy, training seconds (the epoch loop only,
-after a barrier), total seconds (whole command), samples/s (train samples /
-training seconds), peak RSS in MB (max over ranks, getrusage ru_maxrss).
+after a barrier), total seconds (whole command), samples/s (samples trained /
+training seconds; the samples trained are the train samples unless --steps
+cuts the epoch short), peak RSS in MB (max over ranks, getrusage ru_maxrss).
 total_seconds starts after the imports; the harness times the whole command.
 """
 
@@ -110,7 +114,10 @@ def train(args, rank, ranks):
         dist.barrier()
     t0 = time.perf_counter()
     steps = 0
+    trained = 0
     for lo in range(0, n, args.batch):
+        if args.steps and steps == args.steps:
+            break
         hi = min(lo + args.batch, n)
         a, b = shard(lo, hi, rank, world)
         idx = perm[a:b]
@@ -119,6 +126,7 @@ def train(args, rank, ranks):
         loss.backward()  # DDP all-reduces (averages) the gradients here
         opt.step()
         steps += 1
+        trained += hi - lo
     if ranks:
         dist.barrier()
     train_s = time.perf_counter() - t0
@@ -132,6 +140,7 @@ def train(args, rank, ranks):
         "train_seconds": train_s,
         "steps": steps,
         "train_samples": n,
+        "samples_trained": trained,
         "test_samples": xte.shape[0],
         "test_accuracy": acc,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
@@ -151,12 +160,35 @@ def ddp_worker(rank, args, port, queue):
         dist.destroy_process_group()
 
 
+def ddp_host_rank(args):
+    """Run rank --rank of --ranks in this process (one rank per host).
+
+    The rendezvous is torch's env:// one: MASTER_ADDR and MASTER_PORT must be
+    set; gloo picks its interface from GLOO_SOCKET_IFNAME. Returns every
+    rank's record on rank 0 and None on the others.
+    """
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name):
+            raise SystemExit("mnist12.py: --rank needs %s in the environment (the rank 0 host's address and port)" % name)
+    dist.init_process_group("gloo", init_method="env://", rank=args.rank, world_size=args.ranks)
+    try:
+        rec = train(args, args.rank, args.ranks)
+        recs = [None] * args.ranks
+        dist.all_gather_object(recs, rec)
+    finally:
+        dist.destroy_process_group()
+    return recs if args.rank == 0 else None
+
+
 def main(argv=None):
     t0 = time.perf_counter()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True, help="folder with the four MNIST IDX .gz files")
     p.add_argument("--batch", type=int, default=64, help="global batch")
     p.add_argument("--ranks", type=int, default=0, help="0: single process; R >= 1: DDP/gloo with R processes")
+    p.add_argument("--rank", type=int, default=-1,
+                   help="with --ranks R: run only this rank here, meeting the others at MASTER_ADDR:MASTER_PORT")
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: the whole epoch)")
     p.add_argument("--threads", type=int, default=1, help="threads in single-process mode (DDP ranks use 1)")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
@@ -166,8 +198,17 @@ def main(argv=None):
             p.error("missing %s in --data-dir %s" % (name, args.data_dir))
     if args.batch < max(args.ranks, 1):
         p.error("--batch %d is smaller than --ranks %d" % (args.batch, args.ranks))
+    if args.steps < 0:
+        p.error("--steps %d is negative" % args.steps)
+    if args.rank >= 0 and not 0 <= args.rank < args.ranks:
+        p.error("--rank %d is outside 0..%d (--ranks %d)" % (args.rank, args.ranks - 1, args.ranks))
 
-    if args.ranks:
+    if args.rank >= 0:
+        recs = ddp_host_rank(args)
+        if recs is None:
+            return 0
+        mode = "ddp-gloo-hosts"
+    elif args.ranks:
         ctx = mp.get_context("spawn")
         queue = ctx.SimpleQueue()
         mp.spawn(ddp_worker, args=(args, common.free_port(), queue), nprocs=args.ranks, join=True)
@@ -190,11 +231,12 @@ def main(argv=None):
         "seed": args.seed,
         "steps": r0["steps"],
         "train_samples": r0["train_samples"],
+        "samples_trained": r0["samples_trained"],
         "test_samples": r0["test_samples"],
         "test_accuracy": r0["test_accuracy"],
         "train_seconds": train_s,
         "total_seconds": total,
-        "samples_per_second": r0["train_samples"] / train_s,
+        "samples_per_second": r0["samples_trained"] / train_s,
         "peak_rss_mb": max(r["maxrss_mb"] for r in recs),
         "peak_rss_mb_sum_ranks": sum(r["maxrss_mb"] for r in recs),
         "peak_rss_mb_parent": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
