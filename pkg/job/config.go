@@ -68,8 +68,8 @@ type Config struct {
 // the 784-1000-1000-1 ReLU network of the peer comparison.
 func Defaults() Config {
 	return Config{
-		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu", Output: "sigmoid",
-		Loss: "bce", Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
+		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu",
+		Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
 		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true, OnNonFinite: "fail",
 	}
@@ -79,11 +79,11 @@ func Defaults() Config {
 func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "training data: "+strings.Join(data.Names(), ", ")+", or csv:PATH")
 	fs.StringVar(&c.Test, "test", c.Test, "separate test set csv:PATH (default: the data set's own test split)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the MNIST IDX files (for --dataset mnist)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the MNIST IDX files to read instead of the embedded copy (for --dataset mnist)")
 	fs.Var(&c.Hidden, "hidden", "comma-separated hidden layer widths, e.g. 1000,1000 (empty: no hidden layer)")
 	fs.StringVar(&c.Activation, "activation", c.Activation, "hidden activation: identity, sigmoid, tanh, relu, leaky-relu, softmax")
-	fs.StringVar(&c.Output, "output", c.Output, "output activation: identity, sigmoid, tanh, softmax, ...")
-	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: mse, bce (sigmoid output), ce (softmax output), hinge")
+	fs.StringVar(&c.Output, "output", c.Output, "output activation: identity, sigmoid, tanh, softmax, ... (default: softmax with --loss ce, else sigmoid)")
+	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: mse, bce (sigmoid output), ce (softmax output), hinge (default: ce for mnist, else bce)")
 	fs.BoolVar(&c.Bias, "bias", c.Bias, "give every dense layer a bias")
 	fs.StringVar(&c.Init, "init", c.Init, "weight initialization: uniform, xavier, he")
 	fs.StringVar(&c.Optimizer, "optimizer", c.Optimizer, "update rule: sgd, momentum, adam")
@@ -133,10 +133,10 @@ func (c *Config) Validate() error {
 	if _, err := model.ParseActivation(c.Activation); err != nil {
 		bad("activation", "%v", err)
 	}
-	if _, err := model.ParseActivation(c.Output); err != nil {
+	if _, err := model.ParseActivation(c.OutputName()); err != nil {
 		bad("output", "%v", err)
 	}
-	if _, err := model.ParseLoss(c.Loss); err != nil {
+	if _, err := model.ParseLoss(c.LossName()); err != nil {
 		bad("loss", "%v", err)
 	}
 	if _, err := model.ParseInit(c.Init); err != nil {
@@ -195,17 +195,42 @@ func (c *Config) Validate() error {
 	}
 	if len(errs) == 0 {
 		// Combinations, checked once every single value is known to parse.
-		out, _ := model.ParseActivation(c.Output)
-		loss, _ := model.ParseLoss(c.Loss)
+		out, _ := model.ParseActivation(c.OutputName())
+		loss, _ := model.ParseLoss(c.LossName())
 		width := 1
 		if loss == model.CrossEntropy {
 			width = 2
 		}
 		if err := (model.Config{Inputs: 1, Hidden: c.Hidden, Outputs: width, Output: out, Loss: loss}).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("--loss %s with --output %s: %w", c.Loss, c.Output, err))
+			errs = append(errs, fmt.Errorf("--loss %s with --output %s: %w", c.LossName(), c.OutputName(), err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// LossName is --loss, or when it is not given the data set's default:
+// softmax cross-entropy for the ten-digit mnist, binary cross-entropy
+// (the lecture's) for everything else.
+func (c *Config) LossName() string {
+	switch {
+	case c.Loss != "":
+		return c.Loss
+	case c.Dataset == "mnist":
+		return "ce"
+	}
+	return "bce"
+}
+
+// OutputName is --output, or when it is not given softmax for the
+// cross-entropy loss and sigmoid (the lecture's) otherwise.
+func (c *Config) OutputName() string {
+	switch {
+	case c.Output != "":
+		return c.Output
+	case c.LossName() == "ce":
+		return "softmax"
+	}
+	return "sigmoid"
 }
 
 // ModelConfig returns the network configuration for a data set with the
@@ -216,11 +241,11 @@ func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--activation: %w", err)
 	}
-	out, err := model.ParseActivation(c.Output)
+	out, err := model.ParseActivation(c.OutputName())
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--output: %w", err)
 	}
-	loss, err := model.ParseLoss(c.Loss)
+	loss, err := model.ParseLoss(c.LossName())
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--loss: %w", err)
 	}
@@ -233,14 +258,14 @@ func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
 		outputs = 1
 	}
 	if classes > 2 && (loss == model.BCE || loss == model.Hinge) {
-		return model.Config{}, fmt.Errorf("--loss %s is binary but the data set has %d classes; use --loss ce --output softmax (or mse)", c.Loss, classes)
+		return model.Config{}, fmt.Errorf("--loss %s is binary but the data set has %d classes; use --loss ce --output softmax (or mse)", c.LossName(), classes)
 	}
 	mc := model.Config{
 		Inputs: features, Hidden: append([]int(nil), c.Hidden...), Outputs: outputs,
 		Activation: act, Output: out, Loss: loss, Bias: c.Bias, Init: init,
 	}
 	if err := mc.Validate(); err != nil {
-		return model.Config{}, fmt.Errorf("--loss %s with --output %s on %d classes: %w", c.Loss, c.Output, classes, err)
+		return model.Config{}, fmt.Errorf("--loss %s with --output %s on %d classes: %w", c.LossName(), c.OutputName(), classes, err)
 	}
 	return mc, nil
 }
@@ -277,7 +302,7 @@ func (c *Config) Schedule() (train.Schedule, error) {
 func (c *Config) Map() map[string]string {
 	return map[string]string{
 		"dataset": c.Dataset, "test": c.Test, "hidden": c.Hidden.String(), "activation": c.Activation,
-		"output": c.Output, "loss": c.Loss, "bias": strconv.FormatBool(c.Bias), "init": c.Init,
+		"output": c.OutputName(), "loss": c.LossName(), "bias": strconv.FormatBool(c.Bias), "init": c.Init,
 		"optimizer": c.Optimizer, "lr": strconv.FormatFloat(c.LR, 'g', -1, 64),
 		"momentum": strconv.FormatFloat(c.Momentum, 'g', -1, 64), "batch": strconv.Itoa(c.Batch),
 		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps), "max_epochs": strconv.Itoa(c.MaxEpochs),
