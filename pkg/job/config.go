@@ -16,6 +16,7 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/shard"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
@@ -62,6 +63,15 @@ type Config struct {
 	// WeightDecay and Nesterov refine the update rule (model.OptimizerConfig).
 	WeightDecay float64
 	Nesterov    bool
+	// LRSchedule (constant, step, cosine), LRStepEpochs, LRGamma and
+	// WarmupSteps give every step's learning rate (train.LRSchedule).
+	LRSchedule   string
+	LRStepEpochs int
+	LRGamma      float64
+	WarmupSteps  int
+	// Accumulate is the micro-batches each step's batch (each worker's
+	// shard) is computed in.
+	Accumulate int
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -72,6 +82,7 @@ func Defaults() Config {
 		Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
 		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true, OnNonFinite: "fail",
+		LRSchedule: "constant", LRGamma: 0.1, Accumulate: 1,
 	}
 }
 
@@ -90,6 +101,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "weight decay lambda: L2 for sgd and momentum, decoupled (AdamW) for adam, as PyTorch defines them")
 	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum (with --optimizer momentum)")
+	fs.StringVar(&c.LRSchedule, "lr-schedule", c.LRSchedule, "learning-rate schedule, advanced every step: constant, step (x --lr-gamma every --lr-step-epochs epochs, PyTorch StepLR), cosine (to 0 over the run's steps, PyTorch CosineAnnealingLR)")
+	fs.IntVar(&c.LRStepEpochs, "lr-step-epochs", c.LRStepEpochs, "with --lr-schedule step: epochs between decays")
+	fs.Float64Var(&c.LRGamma, "lr-gamma", c.LRGamma, "with --lr-schedule step: the factor of each decay")
+	fs.IntVar(&c.WarmupSteps, "warmup-steps", c.WarmupSteps, "linear warm-up: step s < N trains with the scheduled rate times (s+1)/N (0: none)")
+	fs.IntVar(&c.Accumulate, "accumulate", c.Accumulate, "compute each step's batch (each worker's shard) in this many micro-batches, adding their gradients before the one update; memory is that of one micro-batch")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train (the bound when a stopping criterion is set)")
@@ -153,6 +169,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch < 0 {
 		bad("batch", "must be 0 (full batch) or positive, got %d", c.Batch)
+	}
+	if kind, err := train.ParseLRKind(c.LRSchedule); err != nil {
+		bad("lr-schedule", "%v", err)
+	} else if kind == train.LRStep {
+		if c.LRStepEpochs < 1 {
+			bad("lr-step-epochs", "must be at least 1 with --lr-schedule step, got %d", c.LRStepEpochs)
+		}
+		if !(c.LRGamma > 0) || math.IsInf(c.LRGamma, 0) {
+			bad("lr-gamma", "must be a positive number, got %v", c.LRGamma)
+		}
+	}
+	if c.LRStepEpochs < 0 {
+		bad("lr-step-epochs", "must be 0 or positive, got %d", c.LRStepEpochs)
+	}
+	if c.WarmupSteps < 0 {
+		bad("warmup-steps", "must be 0 (no warm-up) or positive, got %d", c.WarmupSteps)
+	}
+	if c.Accumulate < 1 {
+		bad("accumulate", "must be at least 1, got %d", c.Accumulate)
+	} else if c.Batch > 0 && c.Accumulate > c.Batch {
+		bad("accumulate", "%d micro-batches cannot be cut from a batch of %d (--batch)", c.Accumulate, c.Batch)
 	}
 	if c.MaxEpochs < 0 {
 		bad("max-epochs", "must be 0 (use --epochs) or positive, got %d", c.MaxEpochs)
@@ -297,6 +334,43 @@ func (c *Config) Schedule() (train.Schedule, error) {
 		UntilLoss: c.UntilLoss, Patience: c.Patience, MinDelta: c.MinDelta}, nil
 }
 
+// LRFor returns the learning-rate schedule of a run on a training set
+// of `rows` rows with the batching schedule sched: the step schedule's
+// epochs become steps, and the cosine schedule's period is the steps of
+// the whole run (the --epochs / --max-epochs bound, or --steps if that
+// ends it sooner; a run stopped early by --until-loss or --patience never
+// reaches the end of its period). It also checks that --accumulate fits
+// the batch.
+func (c *Config) LRFor(rows int, sched train.Schedule) (train.LRSchedule, error) {
+	kind, err := train.ParseLRKind(c.LRSchedule)
+	if err != nil {
+		return train.LRSchedule{}, fmt.Errorf("--lr-schedule: %w", err)
+	}
+	perEpoch := shard.Steps(rows, sched.Batch)
+	batch := sched.Batch
+	if batch <= 0 || batch > rows {
+		batch = rows
+	}
+	if c.Accumulate > batch {
+		return train.LRSchedule{}, fmt.Errorf("--accumulate: %d micro-batches cannot be cut from a batch of %d rows", c.Accumulate, batch)
+	}
+	total := sched.Epochs * perEpoch
+	if sched.MaxSteps > 0 {
+		total = min(total, sched.MaxSteps)
+	}
+	l := train.LRSchedule{Kind: kind, Base: c.LR, Warmup: c.WarmupSteps}
+	switch kind {
+	case train.LRStep:
+		l.StepSteps, l.Gamma = c.LRStepEpochs*perEpoch, c.LRGamma
+	case train.LRCosine:
+		l.TMax = total
+	}
+	if err := l.Validate(); err != nil {
+		return train.LRSchedule{}, fmt.Errorf("--lr-schedule %s: %w", c.LRSchedule, err)
+	}
+	return l, nil
+}
+
 // Map returns the configuration as flag name -> value, for summary.json and
 // model metadata.
 func (c *Config) Map() map[string]string {
@@ -310,6 +384,9 @@ func (c *Config) Map() map[string]string {
 		"min_delta":    strconv.FormatFloat(c.MinDelta, 'g', -1, 64),
 		"weight_decay": strconv.FormatFloat(c.WeightDecay, 'g', -1, 64), "nesterov": strconv.FormatBool(c.Nesterov),
 		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
+		"lr_schedule": c.LRSchedule, "lr_step_epochs": strconv.Itoa(c.LRStepEpochs),
+		"lr_gamma": strconv.FormatFloat(c.LRGamma, 'g', -1, 64), "warmup_steps": strconv.Itoa(c.WarmupSteps),
+		"accumulate": strconv.Itoa(c.Accumulate),
 	}
 }
 
@@ -324,6 +401,19 @@ func (c *Config) Fingerprint(mc model.Config, oc model.OptimizerConfig) string {
 	}
 	if oc.Nesterov {
 		fp += " nesterov=true"
+	}
+	switch c.LRSchedule {
+	case "", "constant":
+	case "step":
+		fp += fmt.Sprintf(" lr_schedule=step lr_step_epochs=%d lr_gamma=%g", c.LRStepEpochs, c.LRGamma)
+	default: // cosine: its period is the run's length
+		fp += fmt.Sprintf(" lr_schedule=%s epochs=%d max_epochs=%d steps=%d", c.LRSchedule, c.Epochs, c.MaxEpochs, c.Steps)
+	}
+	if c.WarmupSteps > 0 {
+		fp += fmt.Sprintf(" warmup_steps=%d", c.WarmupSteps)
+	}
+	if c.Accumulate > 1 {
+		fp += fmt.Sprintf(" accumulate=%d", c.Accumulate)
 	}
 	return fp
 }

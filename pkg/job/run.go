@@ -81,6 +81,9 @@ func Prepare(cfg Config, log *slog.Logger) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sched.LR, err = cfg.LRFor(trainSet.Rows(), sched); err != nil {
+		return nil, err
+	}
 	net, err := model.New(mc, cfg.Seed)
 	if err != nil {
 		return nil, err

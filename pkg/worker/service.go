@@ -45,6 +45,7 @@ type replica struct {
 type pendingStep struct {
 	generation, step uint64
 	count            float32
+	lr               float64 // the step's learning rate (0: the job's)
 }
 
 // service implements the Worker gRPC service on a replica.
@@ -225,7 +226,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		s.rep.idx = append(s.rep.idx, len(s.rep.idx))
 	}
 	net := s.rep.net
-	local := engine.ShardGradients(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf)
+	local := engine.ShardGradientsK(net, ds, s.rep.idx[:ds.Rows()], int(s.rep.job.GetAccumulate()), &s.rep.buf)
 	computed := s.clock()
 	buf := engine.WithTotals(net)
 	engine.PutTotals(buf[len(net.Grads):], local)
@@ -252,7 +253,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	if total.Count <= 0 {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: the global batch is empty", req.Step)
 	}
-	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count)}
+	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count), lr: req.LearningRate}
 	s.metrics.Step(computed.Sub(t0), done.Sub(computed), stats.BytesSent, stats.BytesRecv)
 	return &pb.StepReport{
 		LossSum: total.LossSum, Correct: uint64(total.Correct), Count: uint64(total.Count),
@@ -284,7 +285,7 @@ func (s *service) commit(req *pb.CommitRequest) (*pb.CommitReport, error) {
 	case !req.Apply:
 		s.rep.pending = nil
 	case p != nil && p.step == req.Step && p.generation == req.Generation:
-		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
+		s.rep.opt.StepLR(s.rep.net.Params, s.rep.net.Grads, 1/p.count, p.lr)
 		s.rep.pending, s.rep.applied = nil, p
 		s.metrics.Commit(true)
 	case done != nil && done.step == req.Step && done.generation == req.Generation:

@@ -215,18 +215,21 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	if opts.SingleProcess {
 		p.Net.SetThreads(threads)
 		p.Opt.SetPool(p.Net.Pool())
-		exec, err = train.NewLocalExecutor(p.Net, p.Opt, p.Train)
+		local, err := train.NewLocalExecutor(p.Net, p.Opt, p.Train)
 		if err != nil {
 			log.Error("cannot start training", "err", err)
 			return 1
 		}
+		local.Accumulate = p.Config.Accumulate
+		exec = local
 	} else {
 		c, err := coordinator.Start(ctx, coordinator.Config{
 			GRPCAddr: opts.GRPCAddr, Advertise: opts.Advertise, GossipAddr: opts.GossipAddr, GossipAdvertise: opts.GossipAdvertise,
 			MinWorkers: max(opts.MinWorkers, 1), MaxWorkers: opts.MaxWorkers, CheckEvery: opts.CheckEvery,
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
 			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads,
-		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
+		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt,
+			Accumulate: p.Config.Accumulate})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
 			return 1

@@ -151,7 +151,11 @@ type JobSpec struct {
 	Model     *ModelSpec     `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	Optimizer *OptimizerSpec `protobuf:"bytes,3,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
 	// Frame size of the ring all-reduce, in bytes.
-	FrameBytes    uint32 `protobuf:"varint,4,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	FrameBytes uint32 `protobuf:"varint,4,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	// Micro-batches per shard (--accumulate): a worker computes its shard's
+	// gradient sum in this many pieces, adding them up, so that its memory is
+	// that of one piece. 0 means 1.
+	Accumulate    uint32 `protobuf:"varint,30,opt,name=accumulate,proto3" json:"accumulate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +214,13 @@ func (x *JobSpec) GetOptimizer() *OptimizerSpec {
 func (x *JobSpec) GetFrameBytes() uint32 {
 	if x != nil {
 		return x.FrameBytes
+	}
+	return 0
+}
+
+func (x *JobSpec) GetAccumulate() uint32 {
+	if x != nil {
+		return x.Accumulate
 	}
 	return 0
 }
@@ -758,7 +769,11 @@ type StepRequest struct {
 	Shard *Shard `protobuf:"bytes,6,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The commit of the previous step, carried by this request to save a
 	// round trip: the worker applies it (idempotently) before it computes.
-	Commit        *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	Commit *CommitRequest `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	// The learning rate of this step's update (the coordinator's schedule,
+	// --lr-schedule), kept with the held step and used when it is committed.
+	// 0 means the job's OptimizerSpec.lr.
+	LearningRate  float64 `protobuf:"fixed64,20,opt,name=learning_rate,json=learningRate,proto3" json:"learning_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -840,6 +855,13 @@ func (x *StepRequest) GetCommit() *CommitRequest {
 		return x.Commit
 	}
 	return nil
+}
+
+func (x *StepRequest) GetLearningRate() float64 {
+	if x != nil {
+		return x.LearningRate
+	}
+	return 0
 }
 
 // StepReport is a worker's result for a step: the all-reduced totals of the
@@ -1095,13 +1117,16 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12!\n" +
 	"\fexpect_model\x18\x04 \x01(\tR\vexpectModel\"7\n" +
 	"\fJoinResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xab\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xcb\x01\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12-\n" +
 	"\x05model\x18\x02 \x01(\v2\x17.ringtrain.v1.ModelSpecR\x05model\x129\n" +
 	"\toptimizer\x18\x03 \x01(\v2\x1b.ringtrain.v1.OptimizerSpecR\toptimizer\x12\x1f\n" +
 	"\vframe_bytes\x18\x04 \x01(\rR\n" +
-	"frameBytes\"\xc9\x01\n" +
+	"frameBytes\x12\x1e\n" +
+	"\n" +
+	"accumulate\x18\x1e \x01(\rR\n" +
+	"accumulate\"\xc9\x01\n" +
 	"\tModelSpec\x12\x16\n" +
 	"\x06inputs\x18\x01 \x01(\rR\x06inputs\x12\x16\n" +
 	"\x06hidden\x18\x02 \x03(\rR\x06hidden\x12\x18\n" +
@@ -1144,7 +1169,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\bfeatures\x18\x02 \x01(\rR\bfeatures\x12\x16\n" +
 	"\x06pixels\x18\x03 \x01(\fR\x06pixels\x12\x16\n" +
 	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xe0\x01\n" +
+	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\x85\x02\n" +
 	"\vStepRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1154,7 +1179,8 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x04ring\x18\x04 \x03(\tR\x04ring\x12\x12\n" +
 	"\x04rank\x18\x05 \x01(\rR\x04rank\x12)\n" +
 	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\x123\n" +
-	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\"\xa7\x02\n" +
+	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\x12#\n" +
+	"\rlearning_rate\x18\x14 \x01(\x01R\flearningRate\"\xa7\x02\n" +
 	"\n" +
 	"StepReport\x12\x19\n" +
 	"\bloss_sum\x18\x01 \x01(\x01R\alossSum\x12\x18\n" +
