@@ -92,3 +92,47 @@ func TestEvaluateRefusesOtherWidth(t *testing.T) {
 		t.Fatal("a data set of another width was evaluated")
 	}
 }
+
+// TestShardGradientsK: K micro-batches give the unsplit gradient sum within
+// float32 rounding of a different summation order (1e-5 of the largest
+// component, as above), the same totals, and K larger than the shard runs
+// one row per piece. The pieces are checked to be real: the gather buffer
+// never grows beyond the largest piece.
+func TestShardGradientsK(t *testing.T) {
+	vals := make([]float32, 2*11)
+	labels := make([]int32, 11)
+	for i := range labels {
+		vals[2*i], vals[2*i+1] = float32(i)/5-1, float32(i%3)-0.8
+		labels[i] = int32(i % 2)
+	}
+	ds := &data.Dataset{Name: "t", Features: 2, Classes: 2, Values: vals, Labels: labels}
+	idx := []int{3, 0, 7, 1, 9, 4, 10, 2, 8, 5, 6}
+	net := testNet(t)
+	var b Buffers
+	whole := ShardGradients(net, ds, idx, &b)
+	want := append([]float32(nil), net.Grads...)
+	var scale float64
+	for _, g := range want {
+		scale = math.Max(scale, math.Abs(float64(g)))
+	}
+	for _, tt := range []struct{ k, piece int }{{1, 11}, {2, 6}, {3, 4}, {4, 3}, {11, 1}, {50, 1}} {
+		var bk Buffers
+		net.ZeroGrad()
+		for i := range net.Grads {
+			net.Grads[i] = 7 // stale values must be overwritten, not added to
+		}
+		got := ShardGradientsK(net, ds, idx, tt.k, &bk)
+		if got.Count != whole.Count || got.Correct != whole.Correct || math.Abs(got.LossSum-whole.LossSum) > 1e-5*math.Abs(whole.LossSum) {
+			t.Errorf("k=%d: totals %+v, want %+v", tt.k, got, whole)
+		}
+		for i := range want {
+			if d := math.Abs(float64(net.Grads[i] - want[i])); d > 1e-5*scale {
+				t.Errorf("k=%d: gradient[%d] = %g, unsplit %g", tt.k, i, net.Grads[i], want[i])
+				break
+			}
+		}
+		if rows := cap(bk.labels); rows != tt.piece {
+			t.Errorf("k=%d: gathered %d rows at once, want the largest piece, %d", tt.k, rows, tt.piece)
+		}
+	}
+}
