@@ -137,6 +137,8 @@ type Job struct {
 	Train     *data.Dataset
 	Params    []float32        // initial parameters
 	OptState  *model.Optimizer // initial optimizer state
+	// Accumulate is the micro-batches per worker shard (0 or 1: none).
+	Accumulate int
 }
 
 // workerConn is the control-plane connection to an admitted worker.
@@ -184,6 +186,7 @@ type Coordinator struct {
 	// last committed step (under mu).
 	lastCompute, lastAllreduce time.Duration
 	batch                      []int
+	lr                         float64 // the learning rate of the step in progress
 	waitLog                    time.Time
 }
 
@@ -241,7 +244,7 @@ func Start(ctx context.Context, cfg Config, j Job) (*Coordinator, error) {
 		c.classes = 2
 	}
 	c.spec = &pb.JobSpec{RunId: c.runID, Model: protocol.ModelSpec(j.Model), Optimizer: protocol.OptimizerSpec(j.Optimizer), FrameBytes: uint32(cfg.FrameBytes),
-		BucketBytes: uint32(max(cfg.BucketBytes, 0)), Wire: cfg.Wire.String()}
+		BucketBytes: uint32(max(cfg.BucketBytes, 0)), Wire: cfg.Wire.String(), Accumulate: uint32(max(j.Accumulate, 0))}
 	c.state = &snapshot{steps: j.OptState.Steps, params: slices.Clone(j.Params), opt: cloneOpt(j.OptState)}
 	c.core = core.New(core.Config{
 		MinWorkers: cfg.MinWorkers, MaxWorkers: cfg.MaxWorkers, CheckEvery: cfg.CheckEvery,

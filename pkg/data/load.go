@@ -9,8 +9,8 @@ import (
 
 // Options carries the flags that influence Load.
 type Options struct {
-	// DataDir is the folder with the MNIST IDX files (--data-dir); only the
-	// "mnist" data set reads it.
+	// DataDir is a folder with the MNIST IDX files (--data-dir) to use
+	// instead of the embedded copy; only the "mnist" data set reads it.
 	DataDir string
 	// Seed drives the Gaussian generator and the train/test split.
 	Seed uint64
@@ -60,6 +60,8 @@ func Load(spec, testSpec string, opt Options) (train, test *Dataset, err error) 
 		whole = Gaussian(opt.Seed)
 	case spec == "mnist-1v2":
 		train, test, err = MNIST1v2()
+	case spec == "mnist" && opt.DataDir == "":
+		train, test, err = MNIST()
 	case spec == "mnist":
 		train, test, err = MNISTDir(opt.DataDir)
 	case strings.HasPrefix(spec, csvPrefix):

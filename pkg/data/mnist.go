@@ -1,10 +1,14 @@
 package data
 
 import (
+	"bytes"
 	"compress/gzip"
-	_ "embed" // for the MNIST 1-vs-2 subset
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +23,26 @@ import (
 //
 //go:embed mnist1v2.idx.gz
 var mnist1v2GZ string
+
+// mnist10FS holds the four original MNIST files, byte for byte the gzip
+// files of the GoMNIST module's data/ folder (go generate copies them; see
+// internal/genmnist). Only the coordinator's data loading reaches it, so the
+// linker leaves it out of the worker binary.
+//
+//go:generate go run ./internal/genmnist -out mnist10
+//go:embed mnist10/*.gz
+var mnist10FS embed.FS
+
+// mnist10SHA256 pins the embedded MNIST files: the SHA-256 of each .gz file,
+// the same bytes as in the GoMNIST module that go.sum verifies (and the
+// checksums commonly published for the MNIST files). MNIST checks them
+// before it decodes anything.
+var mnist10SHA256 = map[string]string{
+	mnistTrainImages + ".gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+	mnistTrainLabels + ".gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+	mnistTestImages + ".gz":  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+	mnistTestLabels + ".gz":  "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
 
 // mnist1v2Name names the embedded file in errors.
 const mnist1v2Name = "embedded mnist1v2.idx.gz (decompressed)"
@@ -102,6 +126,35 @@ func readIDXPair(src *offsetReader, imagesWhat, labelsWhat string, mapLabel func
 	return &Dataset{Features: mnistFeatures, Pixels: pixels, Labels: labels}, nil
 }
 
+// MNIST decodes the full ten-class MNIST data set embedded in the binary:
+// 60,000 training and 10,000 test images, labels the digits 0..9, pixels
+// kept as bytes. Each embedded file is checked against mnist10SHA256 first.
+func MNIST() (train, test *Dataset, err error) {
+	open := func(base string) (io.Reader, string, error) {
+		name := base + ".gz"
+		b, err := mnist10FS.ReadFile("mnist10/" + name)
+		if err != nil {
+			return nil, "", fmt.Errorf("embedded MNIST: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		if got := hex.EncodeToString(sum[:]); got != mnist10SHA256[name] {
+			return nil, "", fmt.Errorf("embedded MNIST file %s: SHA-256 %s, want %s (run `go generate ./pkg/data`)", name, got, mnist10SHA256[name])
+		}
+		return bytes.NewReader(b), "embedded " + name, nil
+	}
+	read := func(imagesBase, labelsBase string) (*Dataset, error) {
+		return readMNISTPair(open, imagesBase, labelsBase)
+	}
+	if train, err = read(mnistTrainImages, mnistTrainLabels); err != nil {
+		return nil, nil, err
+	}
+	if test, err = read(mnistTestImages, mnistTestLabels); err != nil {
+		return nil, nil, err
+	}
+	train.Name, test.Name = "mnist/train", "mnist/test"
+	return train, test, nil
+}
+
 // MNISTDir reads the full ten-class MNIST data set from dir, which holds the
 // four standard files train-images-idx3-ubyte, train-labels-idx1-ubyte,
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each plain or with a .gz
@@ -123,34 +176,49 @@ func MNISTDir(dir string) (train, test *Dataset, err error) {
 	return train, test, nil
 }
 
-// readMNISTFiles reads one image/label file pair of ten-class MNIST.
+// readMNISTFiles reads one image/label file pair of ten-class MNIST from dir.
 func readMNISTFiles(dir, imagesBase, labelsBase string) (*Dataset, error) {
-	imagesPath, err := findMNISTFile(dir, imagesBase)
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	open := func(base string) (io.Reader, string, error) {
+		p, err := findMNISTFile(dir, base)
+		if err != nil {
+			return nil, "", err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, "", fmt.Errorf("mnist: %w", err)
+		}
+		files = append(files, f)
+		return f, p, nil
+	}
+	return readMNISTPair(open, imagesBase, labelsBase)
+}
+
+// readMNISTPair reads one image/label file pair of ten-class MNIST (each
+// plain or gzip) through open, which returns a file's content and its name
+// for errors.
+func readMNISTPair(open func(base string) (io.Reader, string, error), imagesBase, labelsBase string) (*Dataset, error) {
+	r, imagesPath, err := open(imagesBase)
 	if err != nil {
 		return nil, err
 	}
-	labelsPath, err := findMNISTFile(dir, labelsBase)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(imagesPath)
-	if err != nil {
-		return nil, fmt.Errorf("mnist: %w", err)
-	}
-	pixels, rows, cols, count, err := ReadIDXImages(f, imagesPath)
-	f.Close()
+	pixels, rows, cols, count, err := ReadIDXImages(r, imagesPath)
 	if err != nil {
 		return nil, err
 	}
 	if rows != mnistSide || cols != mnistSide {
 		return nil, fmt.Errorf("%s: byte offset 8: images are %dx%d, want %dx%d", imagesPath, rows, cols, mnistSide, mnistSide)
 	}
-	f, err = os.Open(labelsPath)
+	r, labelsPath, err := open(labelsBase)
 	if err != nil {
-		return nil, fmt.Errorf("mnist: %w", err)
+		return nil, err
 	}
-	raw, err := ReadIDXLabels(f, labelsPath)
-	f.Close()
+	raw, err := ReadIDXLabels(r, labelsPath)
 	if err != nil {
 		return nil, err
 	}

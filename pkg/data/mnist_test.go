@@ -3,6 +3,8 @@ package data
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,6 +82,77 @@ func TestEmbeddedSubsetIsCurrent(t *testing.T) {
 	if !bytes.Equal(fresh.Bytes(), []byte(mnist1v2GZ)) {
 		t.Fatalf("embedded mnist1v2.idx.gz has the right content but different compressed bytes (%d vs %d bytes); "+
 			"the Go toolchain's compress/flate output probably changed: run `go generate ./pkg/data`", len(mnist1v2GZ), fresh.Len())
+	}
+}
+
+// TestMNISTEmbedded checks the embedded ten-digit set: the well-known row
+// and per-digit counts, and that each digit's mean image differs from the
+// others (labels stay with their images).
+func TestMNISTEmbedded(t *testing.T) {
+	train, test, err := MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		d      *Dataset
+		rows   int
+		counts []int
+	}{
+		{train, 60000, []int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}},
+		{test, 10000, []int{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}},
+	} {
+		d := tt.d
+		if err := d.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if d.Rows() != tt.rows || d.Features != 784 || d.Classes != 10 || d.Pixels == nil {
+			t.Errorf("%s: rows=%d features=%d classes=%d, want %d rows of 784 byte pixels, 10 classes", d.Name, d.Rows(), d.Features, d.Classes, tt.rows)
+		}
+		if got := d.ClassCounts(); !slices.Equal(got, tt.counts) {
+			t.Errorf("%s: class counts %v, want %v", d.Name, got, tt.counts)
+		}
+	}
+	// Digit 1 is the thinnest stroke, digit 0 among the heaviest.
+	var ink [10]float64
+	for i := range test.Rows() {
+		for _, p := range test.Pixels[i*784 : i*784+784] {
+			ink[test.Labels[i]] += float64(p)
+		}
+	}
+	c := test.ClassCounts()
+	for k := range ink {
+		ink[k] /= float64(c[k])
+	}
+	for k := range ink {
+		if k != 1 && !(ink[1] < 0.7*ink[k]) {
+			t.Errorf("mean ink of digit 1 = %.0f, of digit %d = %.0f: digit 1 should be the thinnest", ink[1], k, ink[k])
+		}
+	}
+}
+
+// TestEmbeddedMNISTIsCurrent compares the embedded files with the GoMNIST
+// module's files in the module cache (whose bytes go.sum verifies) and with
+// the pinned SHA-256 sums.
+func TestEmbeddedMNISTIsCurrent(t *testing.T) {
+	dir, err := subsetgen.ModuleDataDir(".")
+	if err != nil {
+		t.Skipf("SKIPPED: cannot locate the GoMNIST module, so cannot compare the embedded MNIST with it: %v", err)
+	}
+	for name, want := range mnist10SHA256 {
+		emb, err := mnist10FS.ReadFile("mnist10/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sha256.Sum256(emb); hex.EncodeToString(got[:]) != want {
+			t.Errorf("embedded %s: SHA-256 %x, want %s", name, got, want)
+		}
+		orig, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Skipf("SKIPPED: GoMNIST module files missing from the module cache (%v); run `go mod download %s`", err, subsetgen.Module)
+		}
+		if !bytes.Equal(orig, emb) {
+			t.Errorf("embedded %s differs from %s; run `go generate ./pkg/data`", name, filepath.Join(dir, name))
+		}
 	}
 }
 

@@ -82,6 +82,67 @@ func ShardGradients(net *model.Network, ds *data.Dataset, idx []int, b *Buffers)
 	return Totals{LossSum: loss, Correct: correct, Count: len(idx)}
 }
 
+// ShardGradientsK is ShardGradients computed in k micro-batches (gradient
+// accumulation): idx is cut into k contiguous pieces whose sizes differ by
+// at most one, each piece's gradient sum is added into net's gradients, and
+// the totals are added up, so that only one piece's rows are gathered and
+// held in activations at a time. A shard with fewer rows than k is
+// processed one row per piece (no empty piece is run). The result equals
+// ShardGradients within float32 rounding: the gradient sums are added in
+// another order. k <= 1 is ShardGradients.
+func ShardGradientsK(net *model.Network, ds *data.Dataset, idx []int, k int, b *Buffers) Totals {
+	return ShardGradientsKHooked(net, ds, idx, k, b, nil, nil)
+}
+
+// ShardGradientsKHooked is ShardGradientsK that reports like
+// ShardGradientsHooked: totals gets the sums over the whole shard before
+// the last piece's backward starts, and layerDone each layer during that
+// last backward (only then are a layer's gradients final). k <= 1 is
+// ShardGradientsHooked.
+func ShardGradientsKHooked(net *model.Network, ds *data.Dataset, idx []int, k int, b *Buffers, totals func(Totals), layerDone func(layer int)) Totals {
+	if k <= 1 || len(idx) <= 1 {
+		return ShardGradientsHooked(net, ds, idx, b, totals, layerDone)
+	}
+	k = min(k, len(idx))
+	var t Totals
+	f := ds.Features
+	lo := 0
+	for i := range k {
+		hi := lo + len(idx)/k
+		if i < len(idx)%k {
+			hi++
+		}
+		part := idx[lo:hi]
+		lo = hi
+		xb, lb := b.sized(len(part), f)
+		net.Pool().For(len(part), 32, func(a, z int) {
+			ds.Gather(part[a:z], xb[a*f:z*f], lb[a:z])
+		})
+		var loss float64
+		var correct int
+		switch {
+		case i == 0:
+			loss, correct = net.Gradients(xb, lb)
+		case i < k-1:
+			loss, correct = net.ForwardBackward(xb, lb, nil)
+		default:
+			// The last piece: its loss completes the totals before its
+			// backward, which finishes every layer's gradient.
+			rows := len(part)
+			loss, correct = net.ForwardBackwardHooked(xb, lb, model.BackwardHooks{LayerDone: layerDone,
+				Loss: func(l float64, c int) {
+					if totals != nil {
+						totals(Totals{LossSum: t.LossSum + l, Correct: t.Correct + c, Count: t.Count + rows})
+					}
+				}})
+		}
+		t.LossSum += loss
+		t.Correct += correct
+		t.Count += len(part)
+	}
+	return t
+}
+
 // CheckStep is the finiteness check of a step, on the gradient sums and the
 // loss sum of the whole global batch: an error wrapping model.ErrNonFinite
 // names the first NaN or infinity. The single-process trainer and every

@@ -204,3 +204,90 @@ func TestKeptInputsAndColumns(t *testing.T) {
 		t.Fatalf("unpacked without zeroing %v, want %v", keep, want)
 	}
 }
+
+// TestShardGradientsK: K micro-batches give the unsplit gradient sum within
+// float32 rounding of a different summation order (1e-5 of the largest
+// component, as above), the same totals, and K larger than the shard runs
+// one row per piece. The pieces are checked to be real: the gather buffer
+// never grows beyond the largest piece.
+func TestShardGradientsK(t *testing.T) {
+	vals := make([]float32, 2*11)
+	labels := make([]int32, 11)
+	for i := range labels {
+		vals[2*i], vals[2*i+1] = float32(i)/5-1, float32(i%3)-0.8
+		labels[i] = int32(i % 2)
+	}
+	ds := &data.Dataset{Name: "t", Features: 2, Classes: 2, Values: vals, Labels: labels}
+	idx := []int{3, 0, 7, 1, 9, 4, 10, 2, 8, 5, 6}
+	net := testNet(t)
+	var b Buffers
+	whole := ShardGradients(net, ds, idx, &b)
+	want := append([]float32(nil), net.Grads...)
+	var scale float64
+	for _, g := range want {
+		scale = math.Max(scale, math.Abs(float64(g)))
+	}
+	for _, tt := range []struct{ k, piece int }{{1, 11}, {2, 6}, {3, 4}, {4, 3}, {11, 1}, {50, 1}} {
+		var bk Buffers
+		net.ZeroGrad()
+		for i := range net.Grads {
+			net.Grads[i] = 7 // stale values must be overwritten, not added to
+		}
+		got := ShardGradientsK(net, ds, idx, tt.k, &bk)
+		if got.Count != whole.Count || got.Correct != whole.Correct || math.Abs(got.LossSum-whole.LossSum) > 1e-5*math.Abs(whole.LossSum) {
+			t.Errorf("k=%d: totals %+v, want %+v", tt.k, got, whole)
+		}
+		for i := range want {
+			if d := math.Abs(float64(net.Grads[i] - want[i])); d > 1e-5*scale {
+				t.Errorf("k=%d: gradient[%d] = %g, unsplit %g", tt.k, i, net.Grads[i], want[i])
+				break
+			}
+		}
+		if rows := cap(bk.labels); rows != tt.piece {
+			t.Errorf("k=%d: gathered %d rows at once, want the largest piece, %d", tt.k, rows, tt.piece)
+		}
+	}
+}
+
+// TestShardGradientsKHooked: accumulated, the hooked pass reports the
+// whole shard's totals once, then every layer once, last first, during the
+// last micro-batch's backward, when that layer's gradient sum is final;
+// the gradients are ShardGradientsK's bit for bit.
+func TestShardGradientsKHooked(t *testing.T) {
+	ds := data.Gaussian(1)
+	idx := make([]int, 23)
+	for i := range idx {
+		idx[i] = 3 * i
+	}
+	plain, hooked := testNet(t), testNet(t)
+	var b1, b2 Buffers
+	want := ShardGradientsK(plain, ds, idx, 4, &b1)
+	var order []int
+	var seen Totals
+	snap := map[int][]float32{}
+	got := ShardGradientsKHooked(hooked, ds, idx, 4, &b2, func(tot Totals) { order = append(order, -1); seen = tot }, func(layer int) {
+		order = append(order, layer)
+		l := hooked.Layers[layer]
+		snap[layer] = append(append([]float32(nil), l.DW...), l.DB...)
+	})
+	if got != want || seen != want {
+		t.Fatalf("totals: hooked %+v, reported %+v, plain %+v", got, seen, want)
+	}
+	if len(order) != 3 || order[0] != -1 || order[1] != 1 || order[2] != 0 {
+		t.Fatalf("hook order %v, want [-1 1 0] (totals once, then the last layer first, once each)", order)
+	}
+	for i := range plain.Grads {
+		if math.Float32bits(plain.Grads[i]) != math.Float32bits(hooked.Grads[i]) {
+			t.Fatalf("gradient %d: hooked %g, plain %g", i, hooked.Grads[i], plain.Grads[i])
+		}
+	}
+	for layer, s := range snap {
+		l := hooked.Layers[layer]
+		final := append(append([]float32(nil), l.DW...), l.DB...)
+		for i := range s {
+			if s[i] != final[i] {
+				t.Fatalf("layer %d element %d changed after it was reported done", layer, i)
+			}
+		}
+	}
+}

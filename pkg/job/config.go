@@ -16,6 +16,7 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/model"
+	"github.com/ringtrain/ringtrain/pkg/shard"
 	"github.com/ringtrain/ringtrain/pkg/train"
 )
 
@@ -62,16 +63,26 @@ type Config struct {
 	// WeightDecay and Nesterov refine the update rule (model.OptimizerConfig).
 	WeightDecay float64
 	Nesterov    bool
+	// LRSchedule (constant, step, cosine), LRStepEpochs, LRGamma and
+	// WarmupSteps give every step's learning rate (train.LRSchedule).
+	LRSchedule   string
+	LRStepEpochs int
+	LRGamma      float64
+	WarmupSteps  int
+	// Accumulate is the micro-batches each step's batch (each worker's
+	// shard) is computed in.
+	Accumulate int
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
 // the 784-1000-1000-1 ReLU network of the peer comparison.
 func Defaults() Config {
 	return Config{
-		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu", Output: "sigmoid",
-		Loss: "bce", Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
+		Dataset: "mnist-1v2", Hidden: IntList{1000, 1000}, Activation: "relu",
+		Bias: true, Init: "he", Optimizer: "sgd", LR: 0.1, Batch: 64, Epochs: 1,
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
 		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true, OnNonFinite: "fail",
+		LRSchedule: "constant", LRGamma: 0.1, Accumulate: 1,
 	}
 }
 
@@ -79,17 +90,22 @@ func Defaults() Config {
 func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "training data: "+strings.Join(data.Names(), ", ")+", or csv:PATH")
 	fs.StringVar(&c.Test, "test", c.Test, "separate test set csv:PATH (default: the data set's own test split)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the MNIST IDX files (for --dataset mnist)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the MNIST IDX files to read instead of the embedded copy (for --dataset mnist)")
 	fs.Var(&c.Hidden, "hidden", "comma-separated hidden layer widths, e.g. 1000,1000 (empty: no hidden layer)")
 	fs.StringVar(&c.Activation, "activation", c.Activation, "hidden activation: identity, sigmoid, tanh, relu, leaky-relu, softmax")
-	fs.StringVar(&c.Output, "output", c.Output, "output activation: identity, sigmoid, tanh, softmax, ...")
-	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: mse, bce (sigmoid output), ce (softmax output), hinge")
+	fs.StringVar(&c.Output, "output", c.Output, "output activation: identity, sigmoid, tanh, softmax, ... (default: softmax with --loss ce, else sigmoid)")
+	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: mse, bce (sigmoid output), ce (softmax output), hinge (default: ce for mnist, else bce)")
 	fs.BoolVar(&c.Bias, "bias", c.Bias, "give every dense layer a bias")
 	fs.StringVar(&c.Init, "init", c.Init, "weight initialization: uniform, xavier, he")
 	fs.StringVar(&c.Optimizer, "optimizer", c.Optimizer, "update rule: sgd, momentum, adam")
 	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "weight decay lambda: L2 for sgd and momentum, decoupled (AdamW) for adam, as PyTorch defines them")
 	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum (with --optimizer momentum)")
+	fs.StringVar(&c.LRSchedule, "lr-schedule", c.LRSchedule, "learning-rate schedule, advanced every step: constant, step (x --lr-gamma every --lr-step-epochs epochs, PyTorch StepLR), cosine (to 0 over the run's steps, PyTorch CosineAnnealingLR)")
+	fs.IntVar(&c.LRStepEpochs, "lr-step-epochs", c.LRStepEpochs, "with --lr-schedule step: epochs between decays")
+	fs.Float64Var(&c.LRGamma, "lr-gamma", c.LRGamma, "with --lr-schedule step: the factor of each decay")
+	fs.IntVar(&c.WarmupSteps, "warmup-steps", c.WarmupSteps, "linear warm-up: step s < N trains with the scheduled rate times (s+1)/N (0: none)")
+	fs.IntVar(&c.Accumulate, "accumulate", c.Accumulate, "compute each step's batch (each worker's shard) in this many micro-batches, adding their gradients before the one update; memory is that of one micro-batch")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train (the bound when a stopping criterion is set)")
@@ -133,10 +149,10 @@ func (c *Config) Validate() error {
 	if _, err := model.ParseActivation(c.Activation); err != nil {
 		bad("activation", "%v", err)
 	}
-	if _, err := model.ParseActivation(c.Output); err != nil {
+	if _, err := model.ParseActivation(c.OutputName()); err != nil {
 		bad("output", "%v", err)
 	}
-	if _, err := model.ParseLoss(c.Loss); err != nil {
+	if _, err := model.ParseLoss(c.LossName()); err != nil {
 		bad("loss", "%v", err)
 	}
 	if _, err := model.ParseInit(c.Init); err != nil {
@@ -153,6 +169,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch < 0 {
 		bad("batch", "must be 0 (full batch) or positive, got %d", c.Batch)
+	}
+	if kind, err := train.ParseLRKind(c.LRSchedule); err != nil {
+		bad("lr-schedule", "%v", err)
+	} else if kind == train.LRStep {
+		if c.LRStepEpochs < 1 {
+			bad("lr-step-epochs", "must be at least 1 with --lr-schedule step, got %d", c.LRStepEpochs)
+		}
+		if !(c.LRGamma > 0) || math.IsInf(c.LRGamma, 0) {
+			bad("lr-gamma", "must be a positive number, got %v", c.LRGamma)
+		}
+	}
+	if c.LRStepEpochs < 0 {
+		bad("lr-step-epochs", "must be 0 or positive, got %d", c.LRStepEpochs)
+	}
+	if c.WarmupSteps < 0 {
+		bad("warmup-steps", "must be 0 (no warm-up) or positive, got %d", c.WarmupSteps)
+	}
+	if c.Accumulate < 1 {
+		bad("accumulate", "must be at least 1, got %d", c.Accumulate)
+	} else if c.Batch > 0 && c.Accumulate > c.Batch {
+		bad("accumulate", "%d micro-batches cannot be cut from a batch of %d (--batch)", c.Accumulate, c.Batch)
 	}
 	if c.MaxEpochs < 0 {
 		bad("max-epochs", "must be 0 (use --epochs) or positive, got %d", c.MaxEpochs)
@@ -195,17 +232,42 @@ func (c *Config) Validate() error {
 	}
 	if len(errs) == 0 {
 		// Combinations, checked once every single value is known to parse.
-		out, _ := model.ParseActivation(c.Output)
-		loss, _ := model.ParseLoss(c.Loss)
+		out, _ := model.ParseActivation(c.OutputName())
+		loss, _ := model.ParseLoss(c.LossName())
 		width := 1
 		if loss == model.CrossEntropy {
 			width = 2
 		}
 		if err := (model.Config{Inputs: 1, Hidden: c.Hidden, Outputs: width, Output: out, Loss: loss}).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("--loss %s with --output %s: %w", c.Loss, c.Output, err))
+			errs = append(errs, fmt.Errorf("--loss %s with --output %s: %w", c.LossName(), c.OutputName(), err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// LossName is --loss, or when it is not given the data set's default:
+// softmax cross-entropy for the ten-digit mnist, binary cross-entropy
+// (the lecture's) for everything else.
+func (c *Config) LossName() string {
+	switch {
+	case c.Loss != "":
+		return c.Loss
+	case c.Dataset == "mnist":
+		return "ce"
+	}
+	return "bce"
+}
+
+// OutputName is --output, or when it is not given softmax for the
+// cross-entropy loss and sigmoid (the lecture's) otherwise.
+func (c *Config) OutputName() string {
+	switch {
+	case c.Output != "":
+		return c.Output
+	case c.LossName() == "ce":
+		return "softmax"
+	}
+	return "sigmoid"
 }
 
 // ModelConfig returns the network configuration for a data set with the
@@ -216,11 +278,11 @@ func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--activation: %w", err)
 	}
-	out, err := model.ParseActivation(c.Output)
+	out, err := model.ParseActivation(c.OutputName())
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--output: %w", err)
 	}
-	loss, err := model.ParseLoss(c.Loss)
+	loss, err := model.ParseLoss(c.LossName())
 	if err != nil {
 		return model.Config{}, fmt.Errorf("--loss: %w", err)
 	}
@@ -233,14 +295,14 @@ func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
 		outputs = 1
 	}
 	if classes > 2 && (loss == model.BCE || loss == model.Hinge) {
-		return model.Config{}, fmt.Errorf("--loss %s is binary but the data set has %d classes; use --loss ce --output softmax (or mse)", c.Loss, classes)
+		return model.Config{}, fmt.Errorf("--loss %s is binary but the data set has %d classes; use --loss ce --output softmax (or mse)", c.LossName(), classes)
 	}
 	mc := model.Config{
 		Inputs: features, Hidden: append([]int(nil), c.Hidden...), Outputs: outputs,
 		Activation: act, Output: out, Loss: loss, Bias: c.Bias, Init: init,
 	}
 	if err := mc.Validate(); err != nil {
-		return model.Config{}, fmt.Errorf("--loss %s with --output %s on %d classes: %w", c.Loss, c.Output, classes, err)
+		return model.Config{}, fmt.Errorf("--loss %s with --output %s on %d classes: %w", c.LossName(), c.OutputName(), classes, err)
 	}
 	return mc, nil
 }
@@ -272,12 +334,49 @@ func (c *Config) Schedule() (train.Schedule, error) {
 		UntilLoss: c.UntilLoss, Patience: c.Patience, MinDelta: c.MinDelta}, nil
 }
 
+// LRFor returns the learning-rate schedule of a run on a training set
+// of `rows` rows with the batching schedule sched: the step schedule's
+// epochs become steps, and the cosine schedule's period is the steps of
+// the whole run (the --epochs / --max-epochs bound, or --steps if that
+// ends it sooner; a run stopped early by --until-loss or --patience never
+// reaches the end of its period). It also checks that --accumulate fits
+// the batch.
+func (c *Config) LRFor(rows int, sched train.Schedule) (train.LRSchedule, error) {
+	kind, err := train.ParseLRKind(c.LRSchedule)
+	if err != nil {
+		return train.LRSchedule{}, fmt.Errorf("--lr-schedule: %w", err)
+	}
+	perEpoch := shard.Steps(rows, sched.Batch)
+	batch := sched.Batch
+	if batch <= 0 || batch > rows {
+		batch = rows
+	}
+	if c.Accumulate > batch {
+		return train.LRSchedule{}, fmt.Errorf("--accumulate: %d micro-batches cannot be cut from a batch of %d rows", c.Accumulate, batch)
+	}
+	total := sched.Epochs * perEpoch
+	if sched.MaxSteps > 0 {
+		total = min(total, sched.MaxSteps)
+	}
+	l := train.LRSchedule{Kind: kind, Base: c.LR, Warmup: c.WarmupSteps}
+	switch kind {
+	case train.LRStep:
+		l.StepSteps, l.Gamma = c.LRStepEpochs*perEpoch, c.LRGamma
+	case train.LRCosine:
+		l.TMax = total
+	}
+	if err := l.Validate(); err != nil {
+		return train.LRSchedule{}, fmt.Errorf("--lr-schedule %s: %w", c.LRSchedule, err)
+	}
+	return l, nil
+}
+
 // Map returns the configuration as flag name -> value, for summary.json and
 // model metadata.
 func (c *Config) Map() map[string]string {
 	return map[string]string{
 		"dataset": c.Dataset, "test": c.Test, "hidden": c.Hidden.String(), "activation": c.Activation,
-		"output": c.Output, "loss": c.Loss, "bias": strconv.FormatBool(c.Bias), "init": c.Init,
+		"output": c.OutputName(), "loss": c.LossName(), "bias": strconv.FormatBool(c.Bias), "init": c.Init,
 		"optimizer": c.Optimizer, "lr": strconv.FormatFloat(c.LR, 'g', -1, 64),
 		"momentum": strconv.FormatFloat(c.Momentum, 'g', -1, 64), "batch": strconv.Itoa(c.Batch),
 		"epochs": strconv.Itoa(c.Epochs), "steps": strconv.Itoa(c.Steps), "max_epochs": strconv.Itoa(c.MaxEpochs),
@@ -285,6 +384,9 @@ func (c *Config) Map() map[string]string {
 		"min_delta":    strconv.FormatFloat(c.MinDelta, 'g', -1, 64),
 		"weight_decay": strconv.FormatFloat(c.WeightDecay, 'g', -1, 64), "nesterov": strconv.FormatBool(c.Nesterov),
 		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
+		"lr_schedule": c.LRSchedule, "lr_step_epochs": strconv.Itoa(c.LRStepEpochs),
+		"lr_gamma": strconv.FormatFloat(c.LRGamma, 'g', -1, 64), "warmup_steps": strconv.Itoa(c.WarmupSteps),
+		"accumulate": strconv.Itoa(c.Accumulate),
 	}
 }
 
@@ -299,6 +401,19 @@ func (c *Config) Fingerprint(mc model.Config, oc model.OptimizerConfig) string {
 	}
 	if oc.Nesterov {
 		fp += " nesterov=true"
+	}
+	switch c.LRSchedule {
+	case "", "constant":
+	case "step":
+		fp += fmt.Sprintf(" lr_schedule=step lr_step_epochs=%d lr_gamma=%g", c.LRStepEpochs, c.LRGamma)
+	default: // cosine: its period is the run's length
+		fp += fmt.Sprintf(" lr_schedule=%s epochs=%d max_epochs=%d steps=%d", c.LRSchedule, c.Epochs, c.MaxEpochs, c.Steps)
+	}
+	if c.WarmupSteps > 0 {
+		fp += fmt.Sprintf(" warmup_steps=%d", c.WarmupSteps)
+	}
+	if c.Accumulate > 1 {
+		fp += fmt.Sprintf(" accumulate=%d", c.Accumulate)
 	}
 	return fp
 }

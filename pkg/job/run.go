@@ -84,6 +84,9 @@ func Prepare(cfg Config, log *slog.Logger) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sched.LR, err = cfg.LRFor(trainSet.Rows(), sched); err != nil {
+		return nil, err
+	}
 	net, err := model.New(mc, cfg.Seed)
 	if err != nil {
 		return nil, err
@@ -244,7 +247,11 @@ func run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	}
 	timer, _ := exec.(train.StepTimer)
 	hooks.Batch = func(b train.BatchInfo) {
-		rec := report.StepRecord{Step: b.Steps, Epoch: b.Epoch, LR: p.OptCfg.LR, WorldSize: b.WorldSize,
+		lr := b.LR
+		if lr <= 0 {
+			lr = p.OptCfg.LR
+		}
+		rec := report.StepRecord{Step: b.Steps, Epoch: b.Epoch, LR: lr, WorldSize: b.WorldSize,
 			TrainLoss: math.NaN(), TrainAccuracy: math.NaN(), ComputeMS: math.NaN(), AllreduceMS: math.NaN(),
 			ElapsedSeconds: b.Elapsed.Seconds()}
 		if n := b.Result.Count; n > 0 {
@@ -325,7 +332,7 @@ func run(ctx context.Context, p *Prepared, exec train.Executor, env Env) (*repor
 	}
 	env.Log.Info("training", "dataset", p.Config.Dataset, "train_rows", p.Train.Rows(), "test_rows", rows(p.Test),
 		"network", p.Model.String(), "params", len(p.Net.Params), "optimizer", p.OptCfg.Kind.String(),
-		"lr", p.OptCfg.LR, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel())
+		"lr", p.OptCfg.LR, "lr_schedule", p.Config.LRSchedule, "batch", p.Schedule.Batch, "epochs", p.Schedule.Epochs, "kernel", p.Net.Kernel())
 	res, runErr := train.Resume(ctx, exec, p.Train, p.Test, p.Schedule, p.Start, hooks, env.Log, env.Now)
 	// A run that stopped with an error while ctx is cancelled was
 	// interrupted (the error is ctx's, or a step's cut short by it).

@@ -227,6 +227,13 @@ func (n *Network) GradientsHooked(x []float32, labels []int32, h BackwardHooks) 
 	return n.forwardBackwardHooked(x, labels, nil, false, h)
 }
 
+// ForwardBackwardHooked is ForwardBackward (adding to Grads, no input
+// gradient) that calls h as the pass goes: the last micro-batch of an
+// accumulated shard, whose layers are final when reported.
+func (n *Network) ForwardBackwardHooked(x []float32, labels []int32, h BackwardHooks) (lossSum float64, correct int) {
+	return n.forwardBackwardHooked(x, labels, nil, true, h)
+}
+
 func (n *Network) forwardBackward(x []float32, labels []int32, dx []float32, accumulate bool) (lossSum float64, correct int) {
 	return n.forwardBackwardHooked(x, labels, dx, accumulate, BackwardHooks{})
 }

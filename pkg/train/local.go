@@ -15,6 +15,9 @@ type LocalExecutor struct {
 	Net   *model.Network
 	Opt   *model.Optimizer
 	Train *data.Dataset
+	// Accumulate computes every step's gradient in this many micro-batches
+	// (engine.ShardGradientsK; 0 or 1: in one piece).
+	Accumulate int
 
 	buf engine.Buffers
 }
@@ -29,13 +32,13 @@ func NewLocalExecutor(net *model.Network, opt *model.Optimizer, train *data.Data
 
 // Step implements Executor. A step whose loss or gradient is not finite is
 // refused before the update, leaving the parameters as they were.
-func (e *LocalExecutor) Step(_ context.Context, step int, batch []int) (StepResult, error) {
-	r := engine.ShardGradients(e.Net, e.Train, batch, &e.buf)
+func (e *LocalExecutor) Step(_ context.Context, step int, batch []int, lr float64) (StepResult, error) {
+	r := engine.ShardGradientsK(e.Net, e.Train, batch, e.Accumulate, &e.buf)
 	if err := engine.CheckStep(e.Net.Pool(), e.Net.Grads, r); err != nil {
 		return r, fmt.Errorf("step %d: %w", step, err)
 	}
 	if r.Count > 0 {
-		e.Opt.Step(e.Net.Params, e.Net.Grads, 1/float32(r.Count))
+		e.Opt.StepLR(e.Net.Params, e.Net.Grads, 1/float32(r.Count), lr)
 	}
 	return r, nil
 }

@@ -31,8 +31,9 @@ type StepResult = engine.Totals
 type Executor interface {
 	// Step trains on the global batch (row indices into the training set)
 	// of step `step` (counted from 0 over the whole run) and applies one
-	// synchronized update.
-	Step(ctx context.Context, step int, batch []int) (StepResult, error)
+	// synchronized update with learning rate lr (0: the optimizer's own
+	// rate).
+	Step(ctx context.Context, step int, batch []int, lr float64) (StepResult, error)
 	// Evaluate returns the loss sum and the number of correct predictions
 	// over every row of ds, without changing the parameters.
 	Evaluate(ctx context.Context, ds *data.Dataset) (lossSum float64, correct int, err error)
@@ -100,6 +101,9 @@ type Schedule struct {
 	// than MinDelta for this many epochs (0: off; needs a test set).
 	Patience int
 	MinDelta float64
+	// LR gives every step's learning rate (the zero value: the optimizer's
+	// own rate at every step).
+	LR LRSchedule
 }
 
 // Validate reports the first problem with the schedule.
@@ -117,6 +121,10 @@ func (s Schedule) Validate() error {
 		return fmt.Errorf("patience must be 0 (off) or positive, got %d", s.Patience)
 	case s.MinDelta < 0 || math.IsNaN(s.MinDelta):
 		return fmt.Errorf("min-delta must be 0 or positive, got %v", s.MinDelta)
+	case s.LR != (LRSchedule{}):
+		if err := s.LR.Validate(); err != nil {
+			return fmt.Errorf("learning-rate schedule: %w", err)
+		}
 	}
 	return nil
 }
@@ -138,6 +146,11 @@ type Hooks struct {
 	// Batch is called after every committed step with its own figures
 	// (per-step curves, the dashboard).
 	Batch func(BatchInfo)
+	// LR is called before every step is executed with the global step
+	// number (from 0 over the run) and the learning rate its update uses
+	// (0: the optimizer's own rate). A step that is skipped (non-finite)
+	// is announced and then not counted; the next one has the same number.
+	LR func(step int, lr float64)
 	// Epoch is called after every epoch's evaluation.
 	Epoch func(rec report.EpochRecord)
 	// Checkpoint is called every CheckpointEvery steps and after every
@@ -163,6 +176,8 @@ type BatchInfo struct {
 	// Elapsed is the run's wall time so far.
 	Elapsed   time.Duration
 	WorldSize int
+	// LR is the learning rate the step's update used (the schedule's).
+	LR float64
 }
 
 // StepTimer is an Executor that measures the parts of its last step: the
@@ -272,8 +287,12 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 				return res, err
 			}
 			batch := shard.Batch(perm, s, sched.Batch)
+			lr := sched.LR.Rate(res.Steps)
+			if hooks.LR != nil {
+				hooks.LR(res.Steps, lr)
+			}
 			t0 := now()
-			r, err := exec.Step(ctx, res.Steps, batch)
+			r, err := exec.Step(ctx, res.Steps, batch, lr)
 			res.TrainDur += now().Sub(t0)
 			if err != nil && sched.SkipNonFinite && errors.Is(err, model.ErrNonFinite) {
 				res.Skipped++
@@ -293,7 +312,7 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 			reached = s + 1
 			if hooks.Batch != nil {
 				hooks.Batch(BatchInfo{Epoch: epoch, StepInEpoch: s + 1, EpochSteps: steps, Steps: res.Steps, Samples: res.Samples,
-					Result: r, Took: now().Sub(t0), Elapsed: now().Sub(start), WorldSize: exec.WorldSize()})
+					Result: r, Took: now().Sub(t0), Elapsed: now().Sub(start), WorldSize: exec.WorldSize(), LR: lr})
 			}
 			if hooks.Step != nil {
 				hooks.Step(epoch, s+1, steps, res.Samples, lossSum/float64(seen))
@@ -332,10 +351,14 @@ func Resume(ctx context.Context, exec Executor, train, test *data.Dataset, sched
 		}
 		rec.ElapsedSeconds = now().Sub(start).Seconds()
 		res.Records = append(res.Records, rec)
-		log.Info("epoch done", "epoch", epoch, "step", res.Steps, "samples", res.Samples,
+		attrs := []any{"epoch", epoch, "step", res.Steps, "samples", res.Samples,
 			"train_loss", rec.TrainLoss, "train_accuracy", rec.TrainAccuracy,
 			"test_loss", rec.TestLoss, "test_accuracy", rec.TestAccuracy,
-			"elapsed_seconds", rec.ElapsedSeconds, "world_size", exec.WorldSize())
+			"elapsed_seconds", rec.ElapsedSeconds, "world_size", exec.WorldSize()}
+		if sched.LR.Base > 0 {
+			attrs = append(attrs, "last_lr", sched.LR.Rate(res.Steps-1)) // of the epoch's last step
+		}
+		log.Info("epoch done", attrs...)
 		why := stop.observe(rec)
 		res.BestEpoch = stop.bestEpoch
 		if hooks.Epoch != nil {

@@ -17,7 +17,7 @@ type recorder struct {
 	failAt  int
 }
 
-func (r *recorder) Step(_ context.Context, step int, batch []int) (StepResult, error) {
+func (r *recorder) Step(_ context.Context, step int, batch []int, _ float64) (StepResult, error) {
 	if r.failAt > 0 && step == r.failAt {
 		return StepResult{}, errors.New("boom")
 	}
@@ -128,7 +128,7 @@ func TestLocalExecutorRefusesNonFiniteSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := slices.Clone(net.Params)
-	if _, err := ex.Step(context.Background(), 0, []int{0, 1, 2, 3}); !errors.Is(err, model.ErrNonFinite) {
+	if _, err := ex.Step(context.Background(), 0, []int{0, 1, 2, 3}, 0); !errors.Is(err, model.ErrNonFinite) {
 		t.Fatalf("got %v, want a non-finite error", err)
 	}
 	if !slices.Equal(before, net.Params) {

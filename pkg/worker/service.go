@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"log/slog"
 	"sync"
@@ -57,6 +58,7 @@ type replica struct {
 type pendingStep struct {
 	generation, step uint64
 	count            float32
+	lr               float64 // the step's learning rate (0: the job's)
 }
 
 // service implements the Worker gRPC service on a replica.
@@ -245,6 +247,9 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	if err != nil {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
 	}
+	if lr := req.LearningRate; lr < 0 || math.IsNaN(lr) || math.IsInf(lr, 0) {
+		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: learning rate %v is not a finite rate >= 0", req.Step, lr)
+	}
 	kept, err := engine.KeptInputs(req.ZeroInputs, s.rep.cfg.Inputs, s.rep.kept)
 	if err != nil {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: %v", req.Step, err)
@@ -281,7 +286,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
 		FrameBytes: int(s.rep.job.FrameBytes), Wire: s.rep.wire,
 	}, buf, kept)
-	engine.ShardGradientsHooked(net, ds, s.rep.idx[:ds.Rows()], &s.rep.buf,
+	engine.ShardGradientsKHooked(net, ds, s.rep.idx[:ds.Rows()], int(s.rep.job.GetAccumulate()), &s.rep.buf,
 		func(local engine.Totals) { engine.PutTotals(buf[len(net.Grads):], local) }, ar.layerDone)
 	computed := s.clock()
 	stats, arStart, err := ar.wait()
@@ -296,7 +301,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 	if total.Count <= 0 {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: the global batch is empty", req.Step)
 	}
-	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count)}
+	s.rep.pending = &pendingStep{generation: req.Generation, step: req.Step, count: float32(total.Count), lr: req.LearningRate}
 	// The all-reduce ran from its first bucket's start (during backward,
 	// or after it with one bucket) to done; what came after backward was
 	// exposed.
@@ -336,7 +341,7 @@ func (s *service) commit(req *pb.CommitRequest) (*pb.CommitReport, error) {
 	case !req.Apply:
 		s.rep.pending = nil
 	case p != nil && p.step == req.Step && p.generation == req.Generation:
-		s.rep.opt.Step(s.rep.net.Params, s.rep.net.Grads, 1/p.count)
+		s.rep.opt.StepLR(s.rep.net.Params, s.rep.net.Grads, 1/p.count, p.lr)
 		s.rep.pending, s.rep.applied = nil, p
 		s.rep.residual, s.rep.next = s.rep.next, s.rep.residual
 		s.metrics.Commit(true)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -139,6 +140,22 @@ func TestWorkerRefusesBadStateAndRequests(t *testing.T) {
 	}
 	if _, err := c.Step(ctx, &pb.StepRequest{RunId: "other", Generation: 1, Ring: []string{w.Addr()}, Shard: shard}); err == nil || !strings.Contains(err.Error(), `run "other"`) {
 		t.Fatalf("step of another run: %v", err)
+	}
+	for _, bad := range []struct {
+		name string
+		req  *pb.StepRequest
+		want string
+	}{
+		{"learning rate NaN", &pb.StepRequest{LearningRate: math.NaN()}, "learning rate NaN"},
+		{"learning rate +Inf", &pb.StepRequest{LearningRate: math.Inf(1)}, "learning rate +Inf"},
+		{"negative learning rate", &pb.StepRequest{LearningRate: -0.1}, "learning rate -0.1"},
+		{"zero-input bitmap of the wrong length", &pb.StepRequest{ZeroInputs: []byte{0, 0}}, "zero-input bitmap of 2 bytes for 2 features"},
+	} {
+		req := bad.req
+		req.RunId, req.Generation, req.Ring, req.Shard = "run1", 1, []string{w.Addr()}, shard
+		if _, err := c.Step(ctx, req); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("%s: %v, want an error naming %q", bad.name, err, bad.want)
+		}
 	}
 	if _, err := c.Commit(ctx, &pb.CommitRequest{RunId: "run1", Step: 0, Apply: true}); err == nil || !strings.Contains(err.Error(), "held step is none") {
 		t.Fatalf("commit with nothing held: %v", err)

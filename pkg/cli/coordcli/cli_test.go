@@ -43,6 +43,12 @@ func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
 		{[]string{"--wire", "fp8"}, `--wire: unknown wire encoding "fp8"`},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--lr-schedule", "exp"}, `--lr-schedule: unknown learning-rate schedule "exp"`},
+		{[]string{"--lr-schedule", "step"}, "--lr-step-epochs: must be at least 1 with --lr-schedule step"},
+		{[]string{"--lr-schedule", "step", "--lr-step-epochs", "2", "--lr-gamma", "0"}, "--lr-gamma: must be a positive number"},
+		{[]string{"--warmup-steps", "-1"}, "--warmup-steps: must be 0"},
+		{[]string{"--accumulate", "0"}, "--accumulate: must be at least 1"},
+		{[]string{"--accumulate", "65"}, "--accumulate: 65 micro-batches cannot be cut from a batch of 64 (--batch)"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -55,6 +61,19 @@ func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
 				t.Fatalf("stderr does not name the problem %q:\n%s", tc.want, stderr.String())
 			}
 		})
+	}
+}
+
+// TestAccumulateBeyondTheData: --accumulate larger than the batch the data
+// allows (here the full batch of 160 Gaussian training rows) is refused
+// before training with a message naming both; like other checks against
+// the data it exits 1.
+func TestAccumulateBeyondTheData(t *testing.T) {
+	var stderr bytes.Buffer
+	code := Coordinator(context.Background(), []string{"--single-process", "--dataset", "gaussian", "--batch", "0",
+		"--accumulate", "161", "--out", t.TempDir()}, &stderr)
+	if want := "--accumulate: 161 micro-batches cannot be cut from a batch of 160 rows"; code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("exit code %d, want 1 naming %q; stderr:\n%s", code, want, stderr.String())
 	}
 }
 

@@ -118,7 +118,8 @@ var CoordinatorHelp = cli.Help{
 	Groups: []cli.FlagGroup{
 		{Title: "Data", Flags: []string{"dataset", "test", "data-dir", "shuffle"}},
 		{Title: "Model", Flags: []string{"hidden", "activation", "output", "loss", "bias", "init", "init-from"}},
-		{Title: "Optimization", Flags: []string{"optimizer", "lr", "momentum", "nesterov", "weight-decay", "batch", "epochs", "max-epochs",
+		{Title: "Optimization", Flags: []string{"optimizer", "lr", "momentum", "nesterov", "weight-decay",
+			"lr-schedule", "lr-step-epochs", "lr-gamma", "warmup-steps", "batch", "accumulate", "epochs", "max-epochs",
 			"steps", "until-loss", "patience", "min-delta", "on-nonfinite", "seed", "threads"}},
 		{Title: "Outputs", Flags: []string{"out", "trace", "cpuprofile"}},
 		{Title: "Checkpoints", Flags: []string{"checkpoint-every", "keep-checkpoints", "resume"}},
@@ -288,11 +289,13 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 	if opts.SingleProcess {
 		p.Net.SetThreads(threads)
 		p.Opt.SetPool(p.Net.Pool())
-		exec, err = train.NewLocalExecutor(p.Net, p.Opt, p.Train)
+		local, err := train.NewLocalExecutor(p.Net, p.Opt, p.Train)
 		if err != nil {
 			log.Error("cannot start training", "err", err)
 			return 1
 		}
+		local.Accumulate = p.Config.Accumulate
+		exec = local
 	} else {
 		wire, _ := allreduce.ParseWire(opts.Wire) // checked by Validate
 		c, err := coordinator.Start(ctx, coordinator.Config{
@@ -301,7 +304,8 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			StepTimeout: opts.StepTimeout, FrameBytes: opts.FrameBytes, GossipFast: opts.GossipFast, Log: log,
 			BucketBytes: opts.bucketBytes(), Wire: wire, SkipZeroInputs: opts.SkipZeroInputs,
 			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads, Observer: obs,
-		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt})
+		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt,
+			Accumulate: p.Config.Accumulate})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
 			return 1

@@ -58,7 +58,8 @@ func TestDashboardAddress(t *testing.T) {
 	}
 	out := t.TempDir()
 	var stderr bytes.Buffer
-	args := []string{"--single-process", "--dataset", "gaussian", "--hidden", "2", "--batch", "16", "--epochs", "2", "--out", out}
+	args := []string{"--single-process", "--dataset", "gaussian", "--hidden", "2", "--batch", "16", "--epochs", "2", "--out", out,
+		"--lr", "0.1", "--lr-schedule", "step", "--lr-step-epochs", "1", "--lr-gamma", "0.5"}
 	if code := Coordinator(context.Background(), args, &stderr); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
@@ -77,5 +78,9 @@ func TestDashboardAddress(t *testing.T) {
 	// gaussian: 160 training rows, batch 16: 10 steps per epoch.
 	if len(rows) != 20 || rows[19].Step != 20 || rows[19].Epoch != 2 || rows[0].WorldSize != 1 || !math.IsNaN(rows[0].ComputeMS) {
 		t.Fatalf("steps.csv: %d rows, first %+v, last %+v", len(rows), rows[0], rows[len(rows)-1])
+	}
+	// The lr column is each step's scheduled rate: 0.1 in epoch 1, halved in epoch 2.
+	if rows[0].LR != 0.1 || rows[9].LR != 0.1 || rows[10].LR != 0.05 || rows[19].LR != 0.05 {
+		t.Fatalf("steps.csv lr: %v %v %v %v, want 0.1 0.1 0.05 0.05", rows[0].LR, rows[9].LR, rows[10].LR, rows[19].LR)
 	}
 }

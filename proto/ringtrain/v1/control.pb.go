@@ -157,7 +157,11 @@ type JobSpec struct {
 	BucketBytes uint32 `protobuf:"varint,5,opt,name=bucket_bytes,json=bucketBytes,proto3" json:"bucket_bytes,omitempty"`
 	// How gradients travel around the ring: "f32" (or empty) or "bf16"
 	// (rounded for the wire, with error feedback).
-	Wire          string `protobuf:"bytes,6,opt,name=wire,proto3" json:"wire,omitempty"`
+	Wire string `protobuf:"bytes,6,opt,name=wire,proto3" json:"wire,omitempty"`
+	// Micro-batches per shard (--accumulate): a worker computes its shard's
+	// gradient sum in this many pieces, adding them up, so that its memory is
+	// that of one piece. 0 means 1.
+	Accumulate    uint32 `protobuf:"varint,30,opt,name=accumulate,proto3" json:"accumulate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,6 +236,13 @@ func (x *JobSpec) GetWire() string {
 		return x.Wire
 	}
 	return ""
+}
+
+func (x *JobSpec) GetAccumulate() uint32 {
+	if x != nil {
+		return x.Accumulate
+	}
+	return 0
 }
 
 // ModelSpec mirrors model.Config.
@@ -783,7 +794,11 @@ type StepRequest struct {
 	// global batch (bit j of byte j/8, least significant first): their
 	// first-layer weight-gradient columns are zero on every worker and stay
 	// off the wire. Empty: every column is sent.
-	ZeroInputs    []byte `protobuf:"bytes,8,opt,name=zero_inputs,json=zeroInputs,proto3" json:"zero_inputs,omitempty"`
+	ZeroInputs []byte `protobuf:"bytes,8,opt,name=zero_inputs,json=zeroInputs,proto3" json:"zero_inputs,omitempty"`
+	// The learning rate of this step's update (the coordinator's schedule,
+	// --lr-schedule), kept with the held step and used when it is committed.
+	// 0 means the job's OptimizerSpec.lr.
+	LearningRate  float64 `protobuf:"fixed64,20,opt,name=learning_rate,json=learningRate,proto3" json:"learning_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +887,13 @@ func (x *StepRequest) GetZeroInputs() []byte {
 		return x.ZeroInputs
 	}
 	return nil
+}
+
+func (x *StepRequest) GetLearningRate() float64 {
+	if x != nil {
+		return x.LearningRate
+	}
+	return 0
 }
 
 // StepReport is a worker's result for a step: the all-reduced totals of the
@@ -1138,7 +1160,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12!\n" +
 	"\fexpect_model\x18\x04 \x01(\tR\vexpectModel\"7\n" +
 	"\fJoinResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xe2\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\x82\x02\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12-\n" +
 	"\x05model\x18\x02 \x01(\v2\x17.ringtrain.v1.ModelSpecR\x05model\x129\n" +
@@ -1146,7 +1168,10 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\vframe_bytes\x18\x04 \x01(\rR\n" +
 	"frameBytes\x12!\n" +
 	"\fbucket_bytes\x18\x05 \x01(\rR\vbucketBytes\x12\x12\n" +
-	"\x04wire\x18\x06 \x01(\tR\x04wire\"\xc9\x01\n" +
+	"\x04wire\x18\x06 \x01(\tR\x04wire\x12\x1e\n" +
+	"\n" +
+	"accumulate\x18\x1e \x01(\rR\n" +
+	"accumulate\"\xc9\x01\n" +
 	"\tModelSpec\x12\x16\n" +
 	"\x06inputs\x18\x01 \x01(\rR\x06inputs\x12\x16\n" +
 	"\x06hidden\x18\x02 \x03(\rR\x06hidden\x12\x18\n" +
@@ -1189,7 +1214,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\bfeatures\x18\x02 \x01(\rR\bfeatures\x12\x16\n" +
 	"\x06pixels\x18\x03 \x01(\fR\x06pixels\x12\x16\n" +
 	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
-	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\x81\x02\n" +
+	"\x06labels\x18\x05 \x03(\x05R\x06labels\"\xa6\x02\n" +
 	"\vStepRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1e\n" +
 	"\n" +
@@ -1201,7 +1226,8 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x05shard\x18\x06 \x01(\v2\x13.ringtrain.v1.ShardR\x05shard\x123\n" +
 	"\x06commit\x18\a \x01(\v2\x1b.ringtrain.v1.CommitRequestR\x06commit\x12\x1f\n" +
 	"\vzero_inputs\x18\b \x01(\fR\n" +
-	"zeroInputs\"\xe3\x02\n" +
+	"zeroInputs\x12#\n" +
+	"\rlearning_rate\x18\x14 \x01(\x01R\flearningRate\"\xe3\x02\n" +
 	"\n" +
 	"StepReport\x12\x19\n" +
 	"\bloss_sum\x18\x01 \x01(\x01R\alossSum\x12\x18\n" +
