@@ -189,6 +189,7 @@ follow() {
   poll 120 "pod $2 in $1 running" running "$1" "$2"
   kubectl -n "$1" logs -f "$2" >"$3" 2>&1 &
 }
+pod_log_has() { kubectl -n "$1" logs "$2" 2>/dev/null | grep -qE -- "$3"; }
 running() { [[ $(kubectl -n "$1" get pod "$2" -o jsonpath='{.status.phase}') == Running ]]; }
 
 # summary_field FILE KEY prints a top-level number or string of summary.json.
@@ -432,6 +433,11 @@ scenario_coordinator_delete() {
   cmp -s "$ref_model" "$pv_root/$ns/model.safetensors" \
     || fail "coordinator-delete: model.safetensors differs from the undisturbed small run's ($(sha256sum "$ref_model" "$pv_root/$ns/model.safetensors" | cut -c1-16 | tr '\n' ' '))"
   log "coordinator-delete: model.safetensors identical to the undisturbed run's"
+  # docs/deploy.md, "Exit codes and retries": a deleted pod exits 143 and is
+  # counted against backoffLimit.
+  local failed
+  failed=$(kubectl -n "$ns" get job ringtrain-coordinator -o jsonpath='{.status.failed}')
+  [[ $failed == 1 ]] || fail "coordinator-delete: the Job counts $failed failed pods, want 1 (the deleted one)"
   delete_ns "$ns"
 }
 new_coord_pod() {
@@ -465,10 +471,15 @@ scenario_large() {
   pod=$(coord_pod "$ns")
   follow "$ns" "$pod" "$clog"
   poll 180 "the coordinator started" log_has "$clog" '"msg":"coordinator started"'
-  intruder "$ns" intruder-nocert '[{key: ca.pem, path: ca.pem}, {key: gossip.key, path: gossip.key}]' \
-    --gossip-key-file=/etc/ringtrain/secrets/gossip.key --tls-ca=/etc/ringtrain/secrets/ca.pem
+  # The gossip key but no certificate: gossip lets it in, the coordinator's
+  # TLS gRPC server does not. A certificate but no gossip key: the encrypted
+  # gossip cluster does not let it in.
+  intruder "$ns" intruder-nocert '[{key: gossip.key, path: gossip.key}]' \
+    --gossip-key-file=/etc/ringtrain/secrets/gossip.key
   intruder "$ns" intruder-nokey '[{key: ca.pem, path: ca.pem}, {key: worker.pem, path: worker.pem}, {key: worker-key.pem, path: worker-key.pem}]' \
     --tls-cert=/etc/ringtrain/secrets/worker.pem --tls-key=/etc/ringtrain/secrets/worker-key.pem --tls-ca=/etc/ringtrain/secrets/ca.pem
+  poll 120 "intruder-nocert refused by the coordinator's TLS server" pod_log_has "$ns" intruder-nocert 'msg="?waiting for the coordinator"?.*join coordinator'
+  poll 120 "intruder-nokey refused by the encrypted gossip" pod_log_has "$ns" intruder-nokey 'encryption is not configured'
   wait_complete "$ns" 900
   kubectl -n "$ns" logs "$pod" >"$clog" 2>&1
   check_summary "$ns" 3 40 ""
@@ -479,8 +490,9 @@ scenario_large() {
   local p
   for p in intruder-nocert intruder-nokey; do
     kubectl -n "$ns" logs "$p" >"$work/$p.log" 2>&1
-    [[ $(kubectl -n "$ns" get pod "$p" -o jsonpath='{.status.containerStatuses[0].ready}') != true ]] || fail "large: $p became Ready"
-    log "large: $p never admitted; its log ends: $(tail -n 1 "$work/$p.log" | head -c 240)"
+    [[ $(kubectl -n "$ns" get pod "$p" -o jsonpath='{.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}') == "Running 0 false" ]] \
+      || fail "large: $p is not a running, never Ready worker: $(kubectl -n "$ns" get pod "$p" -o wide 2>&1 | tail -1)"
+    log "large: $p ran through the run and was never admitted: $(grep -E 'waiting for the coordinator|encryption is not configured' "$work/$p.log" | tail -n 1 | head -c 240)"
   done
   delete_ns "$ns"
 }
@@ -501,7 +513,7 @@ metadata:
 spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
   containers:
     - name: worker
       image: ringtrain:dev
@@ -526,10 +538,17 @@ for s in $scenarios; do
   fn=scenario_${s//-/_}
   declare -F "$fn" >/dev/null || fail "unknown scenario $s (known: small probes worker-delete scale coordinator-delete large)"
   log "=== scenario $s"
+  # What a failed earlier attempt (E2E_K8S_KEEP=1) may have left.
+  if kubectl get namespace "rt-$s" >/dev/null 2>&1 || kubectl get pv "ringtrain-outputs-rt-$s" >/dev/null 2>&1; then
+    delete_ns "rt-$s"
+  fi
+  rm -rf "${pv_root:?}/rt-$s"
   t0=$SECONDS
   rc=0
   (
+    set -E
     trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+    trap 'rc=$?; printf "[e2e-k8s %s] FAIL: line %s: %s (exit %s)\n" "$(date +%T)" "$LINENO" "$BASH_COMMAND" "$rc" >&2' ERR
     "$fn"
   ) &
   child=$!
