@@ -79,7 +79,7 @@ check() {
   free_kb=$(df -Pk "$parent" | awk 'NR==2{print $4}')
   ((free_kb >= 5 * 1024 * 1024)) || why+=("less than 5 GB free under $parent ($((free_kb / 1024)) MB)")
   free_kb=$(df -Pk "$(go env GOCACHE 2>/dev/null || echo /)" | awk 'NR==2{print $4}')
-  ((free_kb >= 4 * 1024 * 1024)) || why+=("less than 4 GB free for the Go build cache")
+  ((free_kb >= 5 * 1024 * 1024)) || why+=("less than 5 GB free for the Go build cache")
   ip link show "$K8S_BRIDGE" >/dev/null 2>&1 && [[ ! -d $K8S_DIR ]] && why+=("a link $K8S_BRIDGE exists that is not ours")
   if ((${#why[@]})); then
     printf '%s\n' "${why[@]}"
@@ -114,7 +114,7 @@ build() {
   for p in $vpkg $cpkg; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=34 -X $p.gitTreeState=clean"
   done
-  log "building Kubernetes $K8S_VERSION (cold: minutes and about 3.5 GB of Go build cache; warm: seconds)"
+  log "building Kubernetes $K8S_VERSION (cold: many minutes and over 4 GB of Go build cache; warm: a link)"
   (cd deploy/k8s/cluster/kube && CGO_ENABLED=0 timeout 1800 go build -trimpath -ldflags "$ld" -o "$bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl) \
