@@ -354,6 +354,7 @@ up() {
 
   # Remember what existed before, so that down removes only what we made.
   iptables-save >"$K8S_DIR/iptables.before" 2>/dev/null || true
+  ip6tables-save >"$K8S_DIR/ip6tables.before" 2>/dev/null || true
   ls /run/netns 2>/dev/null | sort >"$K8S_DIR/netns.before" || true
 
   ip link add "$K8S_BRIDGE" type bridge
@@ -477,15 +478,18 @@ down() {
   # Our ACCEPT rules, and the KUBE-* chains the kubelet made (not there before).
   while iptables -D FORWARD -i "$K8S_BRIDGE" -m comment --comment ringtrain-k8s -j ACCEPT 2>/dev/null; do :; done
   while iptables -D FORWARD -o "$K8S_BRIDGE" -m comment --comment ringtrain-k8s -j ACCEPT 2>/dev/null; do :; done
-  local table chain
-  for table in filter nat mangle; do
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^KUBE-/ {print $2}'); do
-      grep -q -- "^:$chain " "$K8S_DIR/iptables.before" 2>/dev/null && continue
-      # Rules elsewhere that jump to it, then the chain.
-      iptables -t "$table" -S 2>/dev/null | grep -- "-j $chain\( \|$\)" | grep -v "^-A $chain " | sed 's/^-A /-D /' |
-        while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null; done
-      iptables -t "$table" -F "$chain" 2>/dev/null
-      iptables -t "$table" -X "$chain" 2>/dev/null
+  local ipt table chain
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    for table in filter nat mangle; do
+      for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^KUBE-/ {print $2}'); do
+        grep -q -- "^:$chain " "$K8S_DIR/$ipt.before" 2>/dev/null && continue
+        # Rules elsewhere that jump to it, then the chain.
+        "$ipt" -t "$table" -S 2>/dev/null | grep -- "-j $chain\( \|$\)" | grep -v "^-A $chain " | sed 's/^-A /-D /' |
+          while read -r rule; do eval "$ipt -t $table $rule" 2>/dev/null; done
+        "$ipt" -t "$table" -F "$chain" 2>/dev/null
+        "$ipt" -t "$table" -X "$chain" 2>/dev/null
+      done
     done
   done
   # The kubelet's links in /var/log/containers point into our pods-logs.
@@ -510,11 +514,21 @@ down() {
   for m in $(awk -v d="$K8S_DIR" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
+  # The KUBE-* chains that were there before up (the check below).
+  local before
+  before=$(cat "$K8S_DIR/iptables.before" "$K8S_DIR/ip6tables.before" 2>/dev/null | awk '/^:KUBE-/ {print substr($1, 2)}')
   rm -rf "$K8S_DIR"
   local left=""
   [[ -e $K8S_DIR ]] && left+=" $K8S_DIR"
   ip link show "$K8S_BRIDGE" >/dev/null 2>&1 && left+=" link:$K8S_BRIDGE"
   iptables -S FORWARD 2>/dev/null | grep -q ringtrain-k8s && left+=" iptables:FORWARD"
+  for ipt in iptables ip6tables; do
+    for table in filter nat mangle; do
+      for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^KUBE-/ {print $2}'); do
+        grep -qx -- "$chain" <<<"$before" || left+=" $ipt:$table:$chain"
+      done
+    done
+  done
   pgrep -f "$K8S_DIR" >/dev/null 2>&1 && left+=" processes:$(pgrep -f "$K8S_DIR" | tr '\n' ,)"
   for c in /sys/fs/cgroup/*/; do [[ -d $c${cgroup_root#/} ]] && left+=" cgroup:$c${cgroup_root#/}"; done
   if [[ -n $left ]]; then
