@@ -23,7 +23,7 @@
 #
 # State: everything under $K8S_DIR (default /tmp/ringtrain-k8s). What cannot
 # live there and `down` removes: the bridge, our iptables rules and the
-# KUBE-* chains the kubelet made, pod netns under /run/netns, the kubelet's
+# KUBE-* chains the kubelet made (iptables and ip6tables), pod netns under /run/netns, the kubelet's
 # /var/log/containers links, /var/lib/cni entries of our network, the
 # cgroups under /ringtrain-k8s. `down` is idempotent and runs on any failure
 # of `up`.
