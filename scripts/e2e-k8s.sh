@@ -271,7 +271,10 @@ scenario_small() {
 scenario_probes() {
   ns=rt-probes
   local dir
-  dir=$(overlay probes small "$ns" "$(run_literals RINGTRAIN_STEPS=60)")
+  # Two epochs: long enough for the readiness probes (every 5 s) to see the
+  # coordinator and the admitted workers Ready before the run ends (a 60-step
+  # run ended before the first passing readiness probe on a loaded machine).
+  dir=$(overlay probes small "$ns" "$(run_literals RINGTRAIN_EPOCHS=2)")
   pv "$ns" 256Mi
   # Everything but the coordinator's Job: the workers wait for a coordinator.
   kubectl kustomize "$dir" >"$work/probes.yaml"
@@ -559,6 +562,9 @@ for s in $scenarios; do
   else
     results+=("FAIL $s ($((SECONDS - t0)) s)")
     failed=1
+    # Its pods would hold the node's CPU requests and starve the next
+    # scenario (the state was printed with the failure).
+    delete_ns "rt-$s"
   fi
   # The reference of the later scenarios comes from the small run's subshell.
   if [[ $s == small && $rc == 0 ]]; then
