@@ -69,4 +69,10 @@ if [[ -x scripts/e2e-docker.sh ]]; then
     echo "SKIPPED: no Docker engine answers (docker info failed); the docker end-to-end tests did NOT run"
   fi
 fi
+step "Kubernetes end-to-end: a single-node cluster, the manifests' scenarios (scripts/e2e-k8s.sh)"
+if why=$(bash scripts/k8s-cluster.sh check 2>&1); then
+  bash scripts/e2e-k8s.sh
+else
+  echo "SKIPPED: the Kubernetes end-to-end test did NOT run: ${why//$'\n'/; }"
+fi
 step "all tests passed"
