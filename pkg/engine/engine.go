@@ -269,30 +269,55 @@ func KeptInputs(zero []byte, features int, dst []int32) ([]int32, error) {
 	return dst, nil
 }
 
-// PackColumns copies the kept columns of m (rows x cols, row-major) into
-// dst (rows x len(kept)), row by row.
+// runs cuts a sorted list of columns into runs of consecutive ones
+// ([start, end) pairs): the kept pixels of an image row are contiguous, so
+// a row of 784 MNIST pixels becomes a few dozen runs, each one copy.
+func runs(kept []int32) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(kept); {
+		j := i + 1
+		for j < len(kept) && kept[j] == kept[j-1]+1 {
+			j++
+		}
+		out = append(out, [2]int{int(kept[i]), int(kept[j-1]) + 1})
+		i = j
+	}
+	return out
+}
+
+// PackColumns copies the kept columns (sorted, distinct) of m (rows x
+// cols, row-major) into dst (rows x len(kept)), row by row.
 func PackColumns(dst, m []float32, rows, cols int, kept []int32) {
 	k := len(kept)
+	rs := runs(kept)
 	for r := range rows {
 		row, out := m[r*cols:(r+1)*cols], dst[r*k:(r+1)*k]
-		for i, j := range kept {
-			out[i] = row[j]
+		at := 0
+		for _, run := range rs {
+			at += copy(out[at:], row[run[0]:run[1]])
 		}
 	}
 }
 
-// UnpackColumns writes src (rows x len(kept)) into the kept columns of m
-// (rows x cols, row-major); with zeroOthers it sets every other element to
-// +0, so that every replica holds the same bits there.
+// UnpackColumns writes src (rows x len(kept)) into the kept columns
+// (sorted, distinct) of m (rows x cols, row-major); with zeroOthers it sets
+// every other element to +0, so that every replica holds the same bits
+// there.
 func UnpackColumns(m, src []float32, rows, cols int, kept []int32, zeroOthers bool) {
 	k := len(kept)
+	rs := runs(kept)
 	for r := range rows {
 		row, in := m[r*cols:(r+1)*cols], src[r*k:(r+1)*k]
-		if zeroOthers {
-			clear(row)
+		at, prev := 0, 0
+		for _, run := range rs {
+			if zeroOthers {
+				clear(row[prev:run[0]])
+			}
+			at += copy(row[run[0]:run[1]], in[at:])
+			prev = run[1]
 		}
-		for i, j := range kept {
-			row[j] = in[i]
+		if zeroOthers {
+			clear(row[prev:])
 		}
 	}
 }

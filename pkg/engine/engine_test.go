@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
@@ -287,6 +288,53 @@ func TestShardGradientsKHooked(t *testing.T) {
 		for i := range s {
 			if s[i] != final[i] {
 				t.Fatalf("layer %d element %d changed after it was reported done", layer, i)
+			}
+		}
+	}
+}
+
+// TestColumnsMatchNaive: packing and unpacking by runs of consecutive
+// columns gives what an element-by-element gather and scatter gives, for
+// random column sets (runs of every length, at both edges).
+func TestColumnsMatchNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 200 {
+		rows, cols := 1+rng.IntN(4), 1+rng.IntN(40)
+		var kept []int32
+		for j := range cols {
+			if rng.IntN(3) > 0 {
+				kept = append(kept, int32(j))
+			}
+		}
+		m := make([]float32, rows*cols)
+		for i := range m {
+			m[i] = float32(i + 1)
+		}
+		packed := make([]float32, rows*len(kept))
+		PackColumns(packed, m, rows, cols, kept)
+		out := make([]float32, rows*cols)
+		for i := range out {
+			out[i] = -1
+		}
+		UnpackColumns(out, packed, rows, cols, kept, true)
+		for r := range rows {
+			for i, j := range kept {
+				if packed[r*len(kept)+i] != m[r*cols+int(j)] {
+					t.Fatalf("trial %d: packed[%d][%d] = %v, want column %d's %v", trial, r, i, packed[r*len(kept)+i], j, m[r*cols+int(j)])
+				}
+			}
+			isKept := map[int]bool{}
+			for _, j := range kept {
+				isKept[int(j)] = true
+			}
+			for j := range cols {
+				want := float32(0)
+				if isKept[j] {
+					want = m[r*cols+j]
+				}
+				if got := out[r*cols+j]; got != want || math.Signbit(float64(got)) {
+					t.Fatalf("trial %d: unpacked[%d][%d] = %v, want %v", trial, r, j, got, want)
+				}
 			}
 		}
 	}

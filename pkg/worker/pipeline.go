@@ -6,6 +6,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/engine"
+	"github.com/ringtrain/ringtrain/pkg/linalg"
 )
 
 // bucketedAllReduce all-reduces a step's buffer bucket by bucket
@@ -69,9 +70,7 @@ func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg
 				part, res, nxt = s.pack(part, res, nxt, rows, cols, kept)
 			}
 			if res != nil {
-				for i, e := range res {
-					part[i] += e
-				}
+				linalg.Saxpy(1, res, part) // part += res (1*e is exact: the same sum)
 				c.Residual = nxt
 			}
 			st, err := allreduce.AllReduce(ctx, t, c, part)
