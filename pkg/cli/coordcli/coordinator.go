@@ -89,7 +89,7 @@ func CoordinatorFlags(opts *CoordinatorOptions, stderr io.Writer) *flag.FlagSet 
 	fs.DurationVar(&opts.StepTimeout, "step-timeout", opts.StepTimeout, "longest deadline of one attempt at a step (after the first steps the deadline is 10x the recent step time, at least 2s); a worker that does not finish in time is left out")
 	fs.IntVar(&opts.FrameBytes, "frame-bytes", opts.FrameBytes, "all-reduce frame size in bytes")
 	fs.Float64Var(&opts.BucketMB, "bucket-mb", opts.BucketMB, "cap of a gradient bucket in MiB: the workers all-reduce buckets, last layers first, while backward computes the earlier layers (0: one bucket, after backward)")
-	fs.BoolVar(&opts.SkipZeroInputs, "skip-zero-inputs", opts.SkipZeroInputs, "leave off the wire the first-layer gradient columns of input features that are zero in the whole global batch (zero on every worker: lossless; MNIST's border pixels)")
+	fs.BoolVar(&opts.SkipZeroInputs, "skip-zero-inputs", opts.SkipZeroInputs, "leave off the wire the first-layer gradient columns of input features that are zero in the whole global batch (zero on every worker: lossless; MNIST's border pixels); default on, off with --local-workers")
 	fs.StringVar(&opts.Wire, "wire", opts.Wire, "how gradients travel around the ring: f32 (exact) or bf16 (rounded to bfloat16 for the wire, summed in float32, with error feedback; half the bytes)")
 	fs.BoolVar(&opts.SingleProcess, "single-process", opts.SingleProcess, "train in this process without workers or networking (the reference trainer)")
 	fs.BoolVar(&opts.RingShm, "ring-shm", opts.RingShm, "the --local-workers exchange ring frames through shared memory (else Unix sockets)")
@@ -217,6 +217,12 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		if !set["min-workers"] {
 			opts.MinWorkers = opts.LocalWorkers
+		}
+		if !set["skip-zero-inputs"] {
+			// The local workers share this host's cores and a shared-memory
+			// ring: packing the first layer costs them more CPU than the
+			// bytes it saves (measured in docs/benchmarks.md).
+			opts.SkipZeroInputs = false
 		}
 	}
 	if err := opts.Validate(); err != nil {
