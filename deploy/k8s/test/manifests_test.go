@@ -484,7 +484,7 @@ func TestChecksCatchBrokenSecureManifests(t *testing.T) {
 			}
 			c.Ports = keep
 		}, "no container port named metrics"},
-		{"metrics off", func(b *bundle) { dropArg(coord(b), "--metrics-addr=") }, "no --metrics-addr"},
+		{"metrics left at the loopback default", func(b *bundle) { dropArg(coord(b), "--metrics-addr=") }, "listens on loopback only"},
 		{"scrape annotation port", func(b *bundle) {
 			b.jobs[0].Spec.Template.Annotations[portAnnot] = "9091"
 		}, "want \"true\" and the metrics port 9090"},

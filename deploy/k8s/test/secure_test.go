@@ -278,9 +278,15 @@ func checkMetrics(b *bundle) []error {
 				errs = append(errs, fmt.Errorf("%s container %s: no --metrics-addr", w, c.Name))
 				continue
 			}
-			_, port, err := net.SplitHostPort(s.metricsAddr)
+			host, port, err := net.SplitHostPort(s.metricsAddr)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s container %s: --metrics-addr %q: %w", w, c.Name, s.metricsAddr, err))
+				continue
+			}
+			if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+				// The coordinator's default (127.0.0.1:8070, for a workstation)
+				// cannot be scraped from outside the pod.
+				errs = append(errs, fmt.Errorf("%s container %s: --metrics-addr %s listens on loopback only: Prometheus cannot scrape it", w, c.Name, s.metricsAddr))
 				continue
 			}
 			var named *corev1.ContainerPort
