@@ -10,7 +10,6 @@ package report
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -82,73 +81,19 @@ func ReadMetricsCSV(path string) ([]EpochRecord, error) {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	defer f.Close()
-	cr := csv.NewReader(f)
 	cols := metricsColumns()
-	cr.FieldsPerRecord = len(cols)
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("report: %s: empty file, want header %v", path, cols)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("report: %s: %w", path, err)
-	}
-	for i, c := range cols {
-		if header[i] != c {
-			return nil, fmt.Errorf("report: %s line 1: column %d is %q, want %q", path, i+1, header[i], c)
-		}
-	}
 	var recs []EpochRecord
-	for {
-		row, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("report: %s: %w", path, err)
-		}
-		line, _ := cr.FieldPos(0)
-		var (
-			r    EpochRecord
-			perr error
-		)
-		parseInt := func(i int, dst *int) {
-			if perr != nil {
-				return
-			}
-			v, err := strconv.Atoi(row[i])
-			if err != nil {
-				perr = fmt.Errorf("column %s: %w", cols[i], err)
-			}
-			*dst = v
-		}
-		parseFloat := func(i int, dst *float64) {
-			if perr != nil {
-				return
-			}
-			v, err := strconv.ParseFloat(row[i], 64)
-			if err != nil {
-				perr = fmt.Errorf("column %s: %w", cols[i], err)
-			}
-			*dst = v
-		}
-		parseInt(0, &r.Epoch)
-		parseInt(1, &r.Step)
-		if perr == nil {
-			v, err := strconv.ParseInt(row[2], 10, 64)
-			if err != nil {
-				perr = fmt.Errorf("column %s: %w", cols[2], err)
-			}
-			r.Samples = v
-		}
-		parseFloat(3, &r.TrainLoss)
-		parseFloat(4, &r.TrainAccuracy)
-		parseFloat(5, &r.TestLoss)
-		parseFloat(6, &r.TestAccuracy)
-		parseFloat(7, &r.ElapsedSeconds)
-		if perr != nil {
-			return nil, fmt.Errorf("report: %s line %d: %w", path, line, perr)
+	err = readCSV(f, path, cols, func(row []string) error {
+		var r EpochRecord
+		if err := fields(row, cols, &r.Epoch, &r.Step, &r.Samples, &r.TrainLoss, &r.TrainAccuracy,
+			&r.TestLoss, &r.TestAccuracy, &r.ElapsedSeconds); err != nil {
+			return err
 		}
 		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return recs, nil
 }

@@ -3,7 +3,6 @@ package report
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -82,58 +81,22 @@ func ReadStepsCSV(path string) ([]StepRecord, error) {
 }
 
 func readSteps(r io.Reader, path string) ([]StepRecord, error) {
-	cr := csv.NewReader(r)
 	cols := stepColumns()
-	cr.FieldsPerRecord = len(cols)
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("report: %s: empty file, want header %v", path, cols)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("report: %s: %w", path, err)
-	}
-	for i, c := range cols {
-		if header[i] != c {
-			return nil, fmt.Errorf("report: %s line 1: column %d is %q, want %q", path, i+1, header[i], c)
-		}
-	}
 	var recs []StepRecord
-	for {
-		row, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	err := readCSV(r, path, cols, func(row []string) error {
+		var s StepRecord
+		if err := fields(row, cols, &s.Step, &s.Epoch, &s.TrainLoss, &s.TrainAccuracy, &s.LR, &s.SamplesPerSecond,
+			&s.WorldSize, &s.ComputeMS, &s.AllreduceMS, &s.ElapsedSeconds); err != nil {
+			return err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("report: %s: %w", path, err)
-		}
-		line, _ := cr.FieldPos(0)
-		var (
-			s    StepRecord
-			perr error
-		)
-		ints := []*int{&s.Step, &s.Epoch, nil, nil, nil, nil, &s.WorldSize}
-		floats := []*float64{nil, nil, &s.TrainLoss, &s.TrainAccuracy, &s.LR, &s.SamplesPerSecond, nil,
-			&s.ComputeMS, &s.AllreduceMS, &s.ElapsedSeconds}
-		for i := range cols {
-			var err error
-			switch {
-			case i < len(ints) && ints[i] != nil:
-				*ints[i], err = strconv.Atoi(row[i])
-			default:
-				*floats[i], err = strconv.ParseFloat(row[i], 64)
-			}
-			if err != nil {
-				perr = fmt.Errorf("column %s: %w", cols[i], err)
-				break
-			}
-		}
-		if perr == nil && (s.Step < 1 || s.Epoch < 1 || s.WorldSize < 0) {
-			perr = fmt.Errorf("step %d, epoch %d, world size %d: step and epoch must be positive", s.Step, s.Epoch, s.WorldSize)
-		}
-		if perr != nil {
-			return nil, fmt.Errorf("report: %s line %d: %w", path, line, perr)
+		if s.Step < 1 || s.Epoch < 1 || s.WorldSize < 0 {
+			return fmt.Errorf("step %d, epoch %d, world size %d: step and epoch must be positive", s.Step, s.Epoch, s.WorldSize)
 		}
 		recs = append(recs, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return recs, nil
 }
