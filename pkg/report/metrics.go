@@ -8,10 +8,8 @@
 package report
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 )
@@ -48,29 +46,15 @@ func formatFloat(v float64) string {
 // Floats are written in their shortest exact form, so ReadMetricsCSV returns
 // the same values.
 func WriteMetricsCSV(path string, recs []EpochRecord) error {
-	err := writeFileAtomic(path, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		if err := cw.Write(metricsColumns()); err != nil {
-			return err
-		}
-		for _, r := range recs {
-			row := []string{
-				strconv.Itoa(r.Epoch), strconv.Itoa(r.Step), strconv.FormatInt(r.Samples, 10),
-				formatFloat(r.TrainLoss), formatFloat(r.TrainAccuracy),
-				formatFloat(r.TestLoss), formatFloat(r.TestAccuracy),
-				formatFloat(r.ElapsedSeconds),
-			}
-			if err := cw.Write(row); err != nil {
-				return fmt.Errorf("epoch %d: %w", r.Epoch, err)
-			}
-		}
-		cw.Flush()
-		return cw.Error()
+	return writeCSV(path, "metrics", metricsColumns(), len(recs), func(i int) ([]string, string) {
+		r := recs[i]
+		return []string{
+			strconv.Itoa(r.Epoch), strconv.Itoa(r.Step), strconv.FormatInt(r.Samples, 10),
+			formatFloat(r.TrainLoss), formatFloat(r.TrainAccuracy),
+			formatFloat(r.TestLoss), formatFloat(r.TestAccuracy),
+			formatFloat(r.ElapsedSeconds),
+		}, fmt.Sprintf("epoch %d", r.Epoch)
 	})
-	if err != nil {
-		return fmt.Errorf("report: metrics: %w", err)
-	}
-	return nil
 }
 
 // ReadMetricsCSV reads a file written by WriteMetricsCSV. The header must

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,29 +42,15 @@ func stepColumns() []string {
 // Floats are written in their shortest exact form, so ReadStepsCSV returns
 // the same values.
 func WriteStepsCSV(path string, recs []StepRecord) error {
-	err := writeFileAtomic(path, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		if err := cw.Write(stepColumns()); err != nil {
-			return err
-		}
-		for _, r := range recs {
-			row := []string{
-				strconv.Itoa(r.Step), strconv.Itoa(r.Epoch),
-				formatFloat(r.TrainLoss), formatFloat(r.TrainAccuracy), formatFloat(r.LR),
-				formatFloat(r.SamplesPerSecond), strconv.Itoa(r.WorldSize),
-				formatFloat(r.ComputeMS), formatFloat(r.AllreduceMS), formatFloat(r.ElapsedSeconds),
-			}
-			if err := cw.Write(row); err != nil {
-				return fmt.Errorf("step %d: %w", r.Step, err)
-			}
-		}
-		cw.Flush()
-		return cw.Error()
+	return writeCSV(path, "steps", stepColumns(), len(recs), func(i int) ([]string, string) {
+		r := recs[i]
+		return []string{
+			strconv.Itoa(r.Step), strconv.Itoa(r.Epoch),
+			formatFloat(r.TrainLoss), formatFloat(r.TrainAccuracy), formatFloat(r.LR),
+			formatFloat(r.SamplesPerSecond), strconv.Itoa(r.WorldSize),
+			formatFloat(r.ComputeMS), formatFloat(r.AllreduceMS), formatFloat(r.ElapsedSeconds),
+		}, fmt.Sprintf("step %d", r.Step)
 	})
-	if err != nil {
-		return fmt.Errorf("report: steps: %w", err)
-	}
-	return nil
 }
 
 // ReadStepsCSV reads a file written by WriteStepsCSV (a resumed run reads

@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// readCSV reads a CSV file written by this package: the header must be
+// readCSV reads a CSV file written by writeCSV: the header must be
 // exactly cols, and every later row (with len(cols) fields) goes to parse.
 // Errors name path, and the line of a row that parse refuses.
 func readCSV(r io.Reader, path string, cols []string, parse func(row []string) error) error {
@@ -57,6 +57,30 @@ func fields(row, cols []string, dsts ...any) error {
 		if err != nil {
 			return fmt.Errorf("column %s: %w", cols[i], err)
 		}
+	}
+	return nil
+}
+
+// writeCSV atomically writes a CSV file of the header cols and n rows
+// (row(i) gives row i's fields and its name for errors); what names the
+// file in errors ("metrics", "steps").
+func writeCSV(path, what string, cols []string, n int, row func(i int) ([]string, string)) error {
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(cols); err != nil {
+			return err
+		}
+		for i := range n {
+			fields, name := row(i)
+			if err := cw.Write(fields); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("report: %s: %w", what, err)
 	}
 	return nil
 }
