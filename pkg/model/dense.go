@@ -11,6 +11,9 @@ type Dense struct {
 	Act     Activation
 	W, B    []float32 // B is nil without bias
 	DW, DB  []float32
+	// IDW and IDB are the fixed-point gradient sums of exact reduction,
+	// views into Network.IGrads (nil when it is off).
+	IDW, IDB []int64
 
 	// Per-batch workspace, owned by the block: the input it saw, its
 	// pre-activation and its output, each rows x width.

@@ -106,9 +106,13 @@ type Network struct {
 	Layers []*Dense
 	Params []float32
 	Grads  []float32
+	// IGrads holds the fixed-point gradient sums of exact reduction
+	// (SetExact): ExactHead slots, then the layout of Grads. Nil when off.
+	IGrads []int64
 
 	pool  *linalg.Pool // GEMM workspaces and threads
 	delta [2][]float32 // ping-pong buffers for dL/d(activations)
+	exact Exact        // exact reduction (zero: off)
 }
 
 // New builds a network and initializes its weights from seed.

@@ -96,3 +96,23 @@ func Split(n, workers int) []Range {
 	}
 	return out
 }
+
+// SplitBlocks is Split in whole blocks: the global batch of length n is
+// cut into consecutive blocks of block samples from its start (the last
+// one may be shorter), and the blocks, not the samples, are shared out
+// among workers by Split, so every shard starts on a block boundary and
+// holds whole blocks, their counts differing by at most one. Exact
+// reduction needs this: a block's sum is the unit that is added exactly,
+// so the blocks must not depend on the number of workers. block <= 1 is
+// Split.
+func SplitBlocks(n, workers, block int) []Range {
+	if block <= 1 {
+		return Split(n, workers)
+	}
+	n = max(n, 0)
+	out := Split((n+block-1)/block, workers)
+	for i, r := range out {
+		out[i] = Range{Start: min(r.Start*block, n), End: min(r.End*block, n)}
+	}
+	return out
+}

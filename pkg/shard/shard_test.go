@@ -197,3 +197,28 @@ func TestSplitProperties(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitBlocks(t *testing.T) {
+	tests := []struct {
+		n, workers, block int
+		want              []Range
+	}{
+		{96, 2, 16, []Range{{0, 48}, {48, 96}}},
+		{96, 5, 16, []Range{{0, 32}, {32, 48}, {48, 64}, {64, 80}, {80, 96}}},
+		{100, 3, 16, []Range{{0, 48}, {48, 80}, {80, 100}}},
+		{20, 3, 16, []Range{{0, 16}, {16, 20}, {20, 20}}},
+		{7, 2, 1, Split(7, 2)},
+		{0, 2, 16, []Range{{0, 0}, {0, 0}}},
+	}
+	for _, tc := range tests {
+		got := SplitBlocks(tc.n, tc.workers, tc.block)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("SplitBlocks(%d, %d, %d) = %v, want %v", tc.n, tc.workers, tc.block, got, tc.want)
+		}
+		for _, r := range got {
+			if r.Start%max(tc.block, 1) != 0 && r.Start != tc.n {
+				t.Errorf("SplitBlocks(%d, %d, %d): shard %v does not start on a block boundary", tc.n, tc.workers, tc.block, r)
+			}
+		}
+	}
+}
