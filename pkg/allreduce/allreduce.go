@@ -29,8 +29,8 @@ type Frame struct {
 	// buffer (Config.Offset plus the index within the call's buffer): the
 	// frames of different buckets of one step differ in it.
 	Offset uint64
-	// Data holds the elements as raw little-endian float32 (4 bytes each),
-	// or, with WireBF16, as little-endian bfloat16 (2 bytes each, padded to
+	// Data holds the elements as raw little-endian float32 (4 bytes each)
+	// or int64 (8 bytes each, two's complement), or, with WireBF16, as little-endian bfloat16 (2 bytes each, padded to
 	// a multiple of 4 bytes) followed by the Config.Exact float32 ones the
 	// frame covers.
 	Data []byte
@@ -76,18 +76,21 @@ type Config struct {
 	// Generation and Step are stamped on every frame and checked on receipt.
 	Generation, Step uint64
 	// FrameBytes is the largest frame payload in bytes (rounded down to a
-	// multiple of 4); 0 means DefaultFrameBytes. All ranks must use the same value.
-	// A frame carries at most FrameBytes/4 elements, whatever the Wire.
+	// multiple of the element size: 4 for float32, 8 for int64); 0 means
+	// DefaultFrameBytes. All ranks must use the same value. A frame carries
+	// at most FrameBytes/4 float32 elements, whatever the Wire, or
+	// FrameBytes/8 int64 elements.
 	FrameBytes int
 	// Offset is the index of buf's first element in the step's whole
 	// buffer, when a step's buffer is all-reduced in several buckets (one
 	// call each, in the same order on every rank); frames carry it.
 	Offset int
 	// Wire is how elements travel (WireF32 unless set). All ranks must use
-	// the same Wire and Exact.
+	// the same Wire and Exact. An int64 buffer always travels raw (WireF32
+	// is the only Wire it accepts).
 	Wire Wire
 	// Exact is the number of buf's last elements that always travel as
-	// float32 (the step's totals: loss sum and counts).
+	// float32 (the step's totals: loss sum and counts). Must be 0 for int64.
 	Exact int
 	// Residual, with WireBF16, receives for every element of buf what this
 	// rank's rounding removed from the value it sent (error feedback: the
@@ -95,6 +98,7 @@ type Config struct {
 	// by exactly one send of this rank (reduce-scatter, or the owner's
 	// first all-gather send), so every element gets its residual; Exact
 	// elements and a ring of one get 0. Nil: not kept. len(buf) if set.
+	// Must be nil for int64 buffers (nothing is rounded).
 	Residual []float32
 }
 
@@ -125,17 +129,13 @@ func (e *FrameError) Error() string {
 		e.Field, e.Got, e.Want, e.Round, e.Seq)
 }
 
-// ring is the static schedule of one call: segment boundaries and frame size.
+// ring is the static schedule of one call: segment boundaries and frame size,
+// in elements, whatever their type.
 type ring struct {
 	rank, size int
 	segs       []shard.Range
 	frameElems int
-	wire       Wire
-	exactFrom  int // elements from here on travel as float32
 }
-
-// layout returns how elements [off, end) travel.
-func (g *ring) layout(off, end int) layout { return frameLayout(g.wire, off, end, g.exactFrom) }
 
 // seg returns the segment sent in round t (sendSeg) or received in round t-1.
 // Both phases use the same formula: in round t rank r sends segment (r-t) mod N
@@ -154,16 +154,26 @@ func (g *ring) frame(s shard.Range, j int) (off, end int) {
 
 func mod(a, n int) int { return ((a % n) + n) % n }
 
+// Element is the element type of a buffer AllReduce sums: float32 (the
+// gradients, IEEE-754 sums) or int64 (fixed-point gradients, exact
+// wrapping sums).
+type Element interface{ float32 | int64 }
+
 // AllReduce replaces buf, on every rank, by the element-wise sum of the buffers
 // of all cfg.Size ranks, using a ring reduce-scatter followed by a ring
 // all-gather over t (see the package documentation). All ranks must call it with
-// the same Size, Generation, Step, FrameBytes and len(buf). Afterwards all ranks
-// hold bit-identical buffers. Size 1 is a no-op.
+// the same Size, Generation, Step, FrameBytes, element type and len(buf).
+// Afterwards all ranks hold bit-identical buffers. Size 1 is a no-op.
+//
+// float32 elements are summed in IEEE-754 single precision, int64 elements
+// with wrapping two's complement addition (exact whenever the true sum
+// fits in an int64, whatever the partial sums do). An int64 buffer accepts
+// neither WireBF16, nor Residual, nor Exact > 0.
 //
 // On error (a rejected frame, a transport error, ctx done) buf holds partial
 // sums and must be discarded; the error wraps ctx's error, the transport's error
 // or a *FrameError.
-func AllReduce(ctx context.Context, t Transport, cfg Config, buf []float32) (Stats, error) {
+func AllReduce[E Element](ctx context.Context, t Transport, cfg Config, buf []E) (Stats, error) {
 	start := time.Now()
 	if cfg.Size < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.Size {
 		return Stats{}, fmt.Errorf("allreduce: rank %d not in ring of size %d", cfg.Rank, cfg.Size)
@@ -172,24 +182,122 @@ func AllReduce(ctx context.Context, t Transport, cfg Config, buf []float32) (Sta
 	if fb == 0 {
 		fb = DefaultFrameBytes
 	}
-	if fb < 4 {
-		return Stats{}, fmt.Errorf("allreduce: frame size %d bytes is smaller than one float32", cfg.FrameBytes)
-	}
-	if cfg.Residual != nil && len(cfg.Residual) != len(buf) {
-		return Stats{}, fmt.Errorf("allreduce: residual has %d elements, buffer %d", len(cfg.Residual), len(buf))
-	}
-	if cfg.Exact < 0 || cfg.Exact > len(buf) {
-		return Stats{}, fmt.Errorf("allreduce: %d exact elements in a buffer of %d", cfg.Exact, len(buf))
-	}
-	if cfg.Residual != nil && (cfg.Size == 1 || cfg.Wire != WireBF16) {
-		clear(cfg.Residual)
+	var c codec
+	switch b := any(buf).(type) {
+	case []float32:
+		if fb < 4 {
+			return Stats{}, fmt.Errorf("allreduce: frame size %d bytes is smaller than one float32", cfg.FrameBytes)
+		}
+		if cfg.Residual != nil && len(cfg.Residual) != len(b) {
+			return Stats{}, fmt.Errorf("allreduce: residual has %d elements, buffer %d", len(cfg.Residual), len(b))
+		}
+		if cfg.Exact < 0 || cfg.Exact > len(b) {
+			return Stats{}, fmt.Errorf("allreduce: %d exact elements in a buffer of %d", cfg.Exact, len(b))
+		}
+		if cfg.Residual != nil && (cfg.Size == 1 || cfg.Wire != WireBF16) {
+			clear(cfg.Residual)
+		}
+		c = &f32Codec{buf: b, residual: cfg.Residual, wire: cfg.Wire, exactFrom: len(b) - cfg.Exact}
+	case []int64:
+		if err := checkInt64Config(cfg, fb); err != nil {
+			return Stats{}, err
+		}
+		c = &i64Codec{buf: b}
 	}
 	if cfg.Size == 1 {
 		return Stats{Duration: time.Since(start)}, nil
 	}
-	g := &ring{rank: cfg.Rank, size: cfg.Size, segs: shard.Split(len(buf), cfg.Size), frameElems: fb / 4,
-		wire: cfg.Wire, exactFrom: len(buf) - cfg.Exact}
+	g := &ring{rank: cfg.Rank, size: cfg.Size, segs: shard.Split(len(buf), cfg.Size), frameElems: fb / c.elemBytes()}
+	return run(ctx, t, cfg, g, c, start)
+}
 
+// checkInt64Config refuses the options that only make sense for float32:
+// an int64 sum is exact, there is nothing to round nor to keep exact.
+func checkInt64Config(cfg Config, fb int) error {
+	switch {
+	case fb < 8:
+		return fmt.Errorf("allreduce: frame size %d bytes is smaller than one int64", cfg.FrameBytes)
+	case cfg.Wire != WireF32:
+		return fmt.Errorf("allreduce: wire %s rounds float32 values: an int64 buffer travels only as raw 8-byte integers (WireF32)", cfg.Wire)
+	case cfg.Residual != nil:
+		return errors.New("allreduce: a residual is what bf16 rounding removed: an int64 buffer is never rounded and takes none")
+	case cfg.Exact != 0:
+		return fmt.Errorf("allreduce: %d exact elements: an int64 buffer is exact throughout and takes no Exact tail", cfg.Exact)
+	}
+	return nil
+}
+
+// codec is what the ring schedule needs to know about a call's buffer: how
+// its element range [off, end) looks as a frame payload. The sender
+// goroutine calls encode only, the receiver bytes, add and copy.
+type codec interface {
+	// elemBytes is the size of an element in memory (frames carry at most
+	// FrameBytes/elemBytes elements).
+	elemBytes() int
+	// bytes is the payload length of the frame carrying [off, end).
+	bytes(off, end int) int
+	// encode returns the payload of [off, end), sent in round r; it stays
+	// valid until the next call.
+	encode(g *ring, r, off, end int) []byte
+	// add sums a received payload into [off, end) (reduce-scatter); copy
+	// overwrites [off, end) with it (all-gather). f's length is checked.
+	add(f *Frame, off, end int)
+	copy(f *Frame, off, end int)
+}
+
+// f32Codec is a float32 buffer on the f32 or bf16 wire.
+type f32Codec struct {
+	buf       []float32
+	residual  []float32 // Config.Residual
+	wire      Wire
+	exactFrom int    // elements from here on travel as float32
+	scratch   []byte // the sender's encoding buffer (bf16, big-endian hosts)
+}
+
+func (c *f32Codec) elemBytes() int { return 4 }
+
+// layout returns how elements [off, end) travel.
+func (c *f32Codec) layout(off, end int) layout { return frameLayout(c.wire, off, end, c.exactFrom) }
+
+func (c *f32Codec) bytes(off, end int) int { return c.layout(off, end).bytes() }
+
+func (c *f32Codec) encode(g *ring, r, off, end int) (data []byte) {
+	if c.wire == WireBF16 {
+		data, c.scratch = encodeFrame(c.scratch, g, c, r, off, end)
+	} else {
+		data, c.scratch = encode(c.scratch, c.buf[off:end])
+	}
+	return data
+}
+
+func (c *f32Codec) add(f *Frame, off, end int) {
+	applyFrame(c.buf[off:end], f, c.layout(off, end), addBF16, addLE)
+}
+
+func (c *f32Codec) copy(f *Frame, off, end int) {
+	applyFrame(c.buf[off:end], f, c.layout(off, end), copyBF16, copyLE)
+}
+
+// i64Codec is an int64 buffer: raw little-endian two's complement, 8 bytes
+// an element, added with wrapping addition.
+type i64Codec struct {
+	buf     []int64
+	scratch []byte // the sender's encoding buffer (big-endian hosts)
+}
+
+func (c *i64Codec) elemBytes() int              { return 8 }
+func (c *i64Codec) bytes(off, end int) int      { return 8 * (end - off) }
+func (c *i64Codec) add(f *Frame, off, end int)  { applyPayload(c.buf[off:end], f, addInt64LE) }
+func (c *i64Codec) copy(f *Frame, off, end int) { applyPayload(c.buf[off:end], f, copyInt64LE) }
+
+func (c *i64Codec) encode(_ *ring, _, off, end int) (data []byte) {
+	data, c.scratch = encodeInt64(c.scratch, c.buf[off:end])
+	return data
+}
+
+// run is the ring itself, for any element type: the sender goroutine and
+// the receiving caller, handing each other one token per frame.
+func run(ctx context.Context, t Transport, cfg Config, g *ring, c codec, start time.Time) (Stats, error) {
 	// recvBase[t] is the index of round t's first received frame; sendBase the same for sends.
 	rounds := 2 * (cfg.Size - 1)
 	recvBase := make([]int, rounds+1)
@@ -214,14 +322,14 @@ func AllReduce(ctx context.Context, t Transport, cfg Config, buf []float32) (Sta
 	done := make(chan sendResult, 1)
 	go func() {
 		var res sendResult
-		res.bytes, res.frames, res.err = sendLoop(ctx, t, cfg, g, recvBase, applied, sent, buf)
+		res.bytes, res.frames, res.err = sendLoop(ctx, t, cfg, g, c, recvBase, applied, sent)
 		if res.err != nil {
 			cancel(res.err)
 		}
 		done <- res
 	}()
 
-	recvBytes, rerr := recvLoop(ctx, t, cfg, g, sendBase, applied, sent, buf)
+	recvBytes, rerr := recvLoop(ctx, t, cfg, g, c, sendBase, applied, sent)
 	if rerr != nil {
 		cancel(rerr)
 	}
@@ -251,10 +359,9 @@ func wait(ctx context.Context, ch <-chan struct{}, have *int, need int) error {
 	return nil
 }
 
-func sendLoop(ctx context.Context, t Transport, cfg Config, g *ring, recvBase []int, applied <-chan struct{}, sent chan<- struct{}, buf []float32) (int64, int, error) {
+func sendLoop(ctx context.Context, t Transport, cfg Config, g *ring, c codec, recvBase []int, applied <-chan struct{}, sent chan<- struct{}) (int64, int, error) {
 	var (
 		f       = Frame{Generation: cfg.Generation, Step: cfg.Step}
-		scratch []byte
 		nbytes  int64
 		nframes int
 		have    int
@@ -271,11 +378,7 @@ func sendLoop(ctx context.Context, t Transport, cfg Config, g *ring, recvBase []
 			}
 			off, end := g.frame(s, j)
 			f.Round, f.Seq, f.Offset = uint32(r), uint32(j), uint64(cfg.Offset+off)
-			if g.wire == WireBF16 {
-				f.Data, scratch = encodeFrame(scratch, g, cfg, r, buf, off, end)
-			} else {
-				f.Data, scratch = encode(scratch, buf[off:end])
-			}
+			f.Data = c.encode(g, r, off, end)
 			if err := t.Send(ctx, &f); err != nil {
 				return nbytes, nframes, fmt.Errorf("send round %d seq %d: %w", r, j, err)
 			}
@@ -287,7 +390,7 @@ func sendLoop(ctx context.Context, t Transport, cfg Config, g *ring, recvBase []
 	return nbytes, nframes, nil
 }
 
-func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []int, applied chan<- struct{}, sent <-chan struct{}, buf []float32) (int64, error) {
+func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, c codec, sendBase []int, applied chan<- struct{}, sent <-chan struct{}) (int64, error) {
 	var (
 		nbytes int64
 		have   int
@@ -300,12 +403,12 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				return nbytes, fmt.Errorf("receive round %d seq %d: %w", r, j, err)
 			}
 			off, end := g.frame(s, j)
-			l := g.layout(off, end)
-			if err := check(f, cfg, r, j, cfg.Offset+off, l.bytes()); err != nil {
+			n := c.bytes(off, end)
+			if err := check(f, cfg, r, j, cfg.Offset+off, n); err != nil {
 				return nbytes, err
 			}
 			if r < g.size-1 {
-				applyFrame(buf[off:end], f, l, addBF16, addLE)
+				c.add(f, off, end)
 			} else {
 				// All-gather overwrites a region this rank sent in round
 				// r-(N-1); the ring's causality guarantees that send happened,
@@ -313,9 +416,9 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, sendBase []
 				if err := wait(ctx, sent, &have, sendBase[r-(g.size-1)]+j+1); err != nil {
 					return nbytes, err
 				}
-				applyFrame(buf[off:end], f, l, copyBF16, copyLE)
+				c.copy(f, off, end)
 			}
-			nbytes += int64(l.bytes())
+			nbytes += int64(n)
 			applied <- struct{}{}
 		}
 	}
@@ -350,24 +453,25 @@ func check(f *Frame, cfg Config, r, j, off, n int) error {
 // round r into scratch. In rounds 0..N-1 this rank rounds values it formed
 // (partial sums, then in round N-1 the reduced segment it owns, which it
 // replaces by the rounded values so that every rank ends with the same
-// bits) and keeps what rounding removed in cfg.Residual; later all-gather
+// bits) and keeps what rounding removed in Config.Residual; later all-gather
 // rounds forward values that are already bfloat16 and round nothing.
-func encodeFrame(scratch []byte, g *ring, cfg Config, r int, buf []float32, off, end int) (data, _ []byte) {
-	l := g.layout(off, end)
+func encodeFrame(scratch []byte, g *ring, c *f32Codec, r, off, end int) (data, _ []byte) {
+	buf, residual := c.buf, c.residual
+	l := c.layout(off, end)
 	if cap(scratch) < l.bytes() {
 		scratch = make([]byte, l.bytes())
 	}
 	data = scratch[:l.bytes()]
 	var res []float32
-	if cfg.Residual != nil && r < g.size {
-		res = cfg.Residual[off : off+l.n16]
+	if residual != nil && r < g.size {
+		res = residual[off : off+l.n16]
 	}
 	encodeBF16(data, buf[off:off+l.n16], res, r == g.size-1)
 	clear(data[2*l.n16 : 2*l.n16+l.pad])
 	exact, _ := encode(nil, buf[off+l.n16:end])
 	copy(data[2*l.n16+l.pad:], exact)
-	if cfg.Residual != nil && r < g.size {
-		clear(cfg.Residual[off+l.n16 : end])
+	if residual != nil && r < g.size {
+		clear(residual[off+l.n16 : end])
 	}
 	return data, scratch
 }

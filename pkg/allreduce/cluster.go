@@ -7,12 +7,12 @@ import (
 	"sync"
 )
 
-// RunRing runs AllReduce on every rank of a ring at once, as a whole test (or
+// RunRing runs AllReduce (of float32 or int64 buffers) on every rank of a ring at once, as a whole test (or
 // benchmark) cluster in one process: rank r uses ts[r] and bufs[r], with
 // cfg.Rank and cfg.Size set from r and len(ts). When a rank fails the others are
 // cancelled; the returned error is the first failure (joined with later ones
 // that are not just that cancellation). Stats are per rank.
-func RunRing(ctx context.Context, ts []Transport, cfg Config, bufs [][]float32) ([]Stats, error) {
+func RunRing[E Element](ctx context.Context, ts []Transport, cfg Config, bufs [][]E) ([]Stats, error) {
 	if len(ts) != len(bufs) {
 		return nil, fmt.Errorf("allreduce: %d transports for %d buffers", len(ts), len(bufs))
 	}

@@ -69,3 +69,43 @@ func copyLE(dst []float32, src []byte) {
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), src)
 }
+
+// encodeInt64 returns the little-endian bytes of src (a view of its memory)
+// and the scratch buffer to reuse next time (unused here).
+func encodeInt64(scratch []byte, src []int64) (data, _ []byte) {
+	if len(src) == 0 {
+		return nil, scratch
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 8*len(src)), scratch
+}
+
+// asInt64s reinterprets src as int64s when it is 8-byte aligned.
+func asInt64s(src []byte) ([]int64, bool) {
+	if len(src) == 0 || uintptr(unsafe.Pointer(unsafe.SliceData(src)))%8 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(src))), len(src)/8), true
+}
+
+// addInt64LE adds the little-endian int64s in src (len(src) == 8*len(dst))
+// into dst with wrapping addition. Aligned payloads are read in place;
+// unaligned ones element by element (one unaligned 8-byte load each on
+// the hosts that allow it).
+func addInt64LE(dst []int64, src []byte) {
+	if s, ok := asInt64s(src); ok {
+		addInt64s(dst, s)
+		return
+	}
+	src = src[:8*len(dst)]
+	for i := range dst {
+		dst[i] += int64(binary.LittleEndian.Uint64(src[8*i:]))
+	}
+}
+
+// copyInt64LE copies the little-endian int64s in src (len(src) == 8*len(dst)) into dst.
+func copyInt64LE(dst []int64, src []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 8*len(dst)), src)
+}

@@ -36,3 +36,32 @@ func copyLE(dst []float32, src []byte) {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
 }
+
+// encodeInt64 returns the little-endian bytes of src and the scratch buffer to reuse next time.
+func encodeInt64(scratch []byte, src []int64) (data, _ []byte) {
+	if cap(scratch) < 8*len(src) {
+		scratch = make([]byte, 8*len(src))
+	}
+	data = scratch[:8*len(src)]
+	for i, v := range src {
+		binary.LittleEndian.PutUint64(data[8*i:], uint64(v))
+	}
+	return data, scratch
+}
+
+// addInt64LE adds the little-endian int64s in src (len(src) == 8*len(dst))
+// into dst with wrapping addition.
+func addInt64LE(dst []int64, src []byte) {
+	src = src[:8*len(dst)]
+	for i := range dst {
+		dst[i] += int64(binary.LittleEndian.Uint64(src[8*i:]))
+	}
+}
+
+// copyInt64LE copies the little-endian int64s in src (len(src) == 8*len(dst)) into dst.
+func copyInt64LE(dst []int64, src []byte) {
+	src = src[:8*len(dst)]
+	for i := range dst {
+		dst[i] = int64(binary.LittleEndian.Uint64(src[8*i:]))
+	}
+}

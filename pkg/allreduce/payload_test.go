@@ -99,3 +99,68 @@ func TestAddLEMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyPayloadInt64(t *testing.T) {
+	const n = 1000
+	src := make([]int64, n)
+	base := make([]int64, n)
+	for i := range src {
+		src[i] = int64(i)*0x0123_4567_89ab_cdef + math.MinInt64/3 // wraps: every byte varies
+		base[i] = math.MaxInt64 - int64(i%13)*(1<<61)
+	}
+	wire := make([]byte, 8*n+7) // +7: room to shift the payload off 8-byte alignment
+	tests := []struct {
+		name  string
+		shift int
+		sizes []int
+	}{
+		{"one aligned piece", 0, nil},
+		{"one piece off by 4", 4, nil},
+		{"one piece off by 3", 3, nil},
+		{"aligned pieces", 0, []int{800, 3200}},
+		{"pieces cut inside elements", 0, []int{3, 1, 2, 4, 6, 1001, 12}},
+		{"unaligned pieces cut inside elements", 5, []int{7, 9, 4093}},
+		{"empty pieces", 2, []int{0, 0, 17, 0, 1, 0}},
+		{"element over eight pieces", 1, []int{1, 1, 1, 1, 1, 1, 1, 1}},
+	}
+	for _, tc := range tests {
+		for _, op := range []string{"add", "copy"} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, op), func(t *testing.T) {
+				payload := wire[tc.shift : tc.shift+8*n]
+				for i, v := range src {
+					binary.LittleEndian.PutUint64(payload[8*i:], uint64(v))
+				}
+				f := &Frame{}
+				f.Data, f.Parts = split(payload, tc.sizes...)
+				dst := append([]int64(nil), base...)
+				if op == "add" {
+					applyPayload(dst, f, addInt64LE)
+				} else {
+					applyPayload(dst, f, copyInt64LE)
+				}
+				for i := range dst {
+					want := src[i]
+					if op == "add" {
+						want = base[i] + src[i] // wrapping, as Go defines it
+					}
+					if dst[i] != want {
+						t.Fatalf("element %d: got %d, want %d", i, dst[i], want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestEncodeInt64IsLittleEndian(t *testing.T) {
+	src := []int64{1, -1, math.MinInt64, 0x0102030405060708}
+	data, _ := encodeInt64(nil, src)
+	if len(data) != 8*len(src) {
+		t.Fatalf("%d bytes for %d elements", len(data), len(src))
+	}
+	for i, v := range src {
+		if got := int64(binary.LittleEndian.Uint64(data[8*i:])); got != v {
+			t.Fatalf("element %d encodes as %d, want %d", i, got, v)
+		}
+	}
+}

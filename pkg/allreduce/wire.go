@@ -151,11 +151,11 @@ func (c *cursor) skip(n int) {
 	}
 }
 
-// apply applies op to dst and the next es*len(dst) payload bytes (elements
-// of es bytes each). Runs within a piece go to op whole; an element that
-// straddles two pieces is reassembled in a carry first.
-func (c *cursor) apply(dst []float32, es int, op func(dst []float32, src []byte)) {
-	var carry [4]byte
+// applyElems applies op to dst and the next es*len(dst) payload bytes of c
+// (elements of es <= 8 bytes each). Runs within a piece go to op whole; an
+// element that straddles two pieces is reassembled in a carry first.
+func applyElems[E Element](c *cursor, dst []E, es int, op func(dst []E, src []byte)) {
+	var carry [8]byte
 	for len(dst) > 0 {
 		p := c.peek()
 		if m := min(len(p)/es, len(dst)); m > 0 {
