@@ -139,6 +139,11 @@ type Job struct {
 	OptState  *model.Optimizer // initial optimizer state
 	// Accumulate is the micro-batches per worker shard (0 or 1: none).
 	Accumulate int
+	// Exact turns on exact reduction (Exact.On()): shards of whole blocks,
+	// fixed-point sums, an int64 ring. ExactMaxBlocks is the number of
+	// blocks of the run's largest global batch (engine.MaxBlocks).
+	Exact          model.Exact
+	ExactMaxBlocks int
 }
 
 // workerConn is the control-plane connection to an admitted worker.
@@ -245,10 +250,26 @@ func Start(ctx context.Context, cfg Config, j Job) (*Coordinator, error) {
 	}
 	c.spec = &pb.JobSpec{RunId: c.runID, Model: protocol.ModelSpec(j.Model), Optimizer: protocol.OptimizerSpec(j.Optimizer), FrameBytes: uint32(cfg.FrameBytes),
 		BucketBytes: uint32(max(cfg.BucketBytes, 0)), Wire: cfg.Wire.String(), Accumulate: uint32(max(j.Accumulate, 0))}
+	if j.Exact.On() {
+		if err := j.Exact.Validate(); err != nil {
+			return nil, fmt.Errorf("exact reduction: %w", err)
+		}
+		if cfg.Wire != allreduce.WireF32 {
+			return nil, fmt.Errorf("exact reduction sums integers on the ring; the %s wire rounds gradients and cannot carry them", cfg.Wire)
+		}
+		if cfg.SkipZeroInputs {
+			// The columns are zero integers too, but the packing moves
+			// float32 buckets; exact runs send the whole buffer.
+			c.cfg.SkipZeroInputs = false
+			c.log.Info("exact reduction: zero input columns stay on the wire (--skip-zero-inputs applies to the fast reduction)")
+		}
+		c.spec.ExactBlock, c.spec.ExactFracBits = uint32(j.Exact.Block), uint32(j.Exact.FracBits)
+		c.spec.ExactMaxBlocks = uint32(max(j.ExactMaxBlocks, 1))
+	}
 	c.state = &snapshot{steps: j.OptState.Steps, params: slices.Clone(j.Params), opt: cloneOpt(j.OptState)}
 	c.core = core.New(core.Config{
 		MinWorkers: cfg.MinWorkers, MaxWorkers: cfg.MaxWorkers, CheckEvery: cfg.CheckEvery,
-		MaxAttempts: cfg.MaxAttempts, StepTimeout: cfg.StepTimeout,
+		MaxAttempts: cfg.MaxAttempts, StepTimeout: cfg.StepTimeout, ShardBlock: j.Exact.Block,
 	}, j.OptState.Steps)
 	evalNet, err := model.New(j.Model, 0)
 	if err != nil {

@@ -37,6 +37,22 @@ type setup struct {
 	skipZero    bool
 	// accumulate is the micro-batches per shard (--accumulate; 0: 1).
 	accumulate int
+	// exact turns on exact reduction (zero: fast).
+	exact model.Exact
+}
+
+// maxBlocks is the exact reduction's block count of the setup's batches.
+func (s setup) maxBlocks() int {
+	if !s.exact.On() {
+		return 0
+	}
+	return engine.MaxBlocks(s.exact, s.sched.Batch, s.train.Rows())
+}
+
+// job is the coordinator's job for the setup, from net and opt.
+func (s setup) job(net *model.Network, opt *model.Optimizer) Job {
+	return Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt, Accumulate: s.accumulate,
+		Exact: s.exact, ExactMaxBlocks: s.maxBlocks()}
 }
 
 func mnistSetup(t *testing.T, opt model.OptimizerConfig, steps int) setup {
@@ -70,6 +86,11 @@ func (s setup) local(t *testing.T) (*train.LocalExecutor, *model.Network) {
 		t.Fatal(err)
 	}
 	ex.Accumulate = s.accumulate
+	if s.exact.On() {
+		if err := ex.SetExact(s.exact, s.maxBlocks()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return ex, net
 }
 
@@ -96,7 +117,7 @@ func (s setup) distributed(t *testing.T, n int, real bool) ([]float32, *Coordina
 	}
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt, Accumulate: s.accumulate}
+	job := s.job(net, opt)
 	var c *Coordinator
 	if real {
 		c, err = Start(ctx, Config{GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MinWorkers: n, CheckEvery: 5, GossipFast: true, Log: log,

@@ -80,7 +80,7 @@ func runWithMax(t *testing.T, s setup, start, maxWorkers int, real bool, events 
 	net, _ := model.New(s.cfg, 1)
 	opt, _ := model.NewOptimizer(s.opt, len(net.Params))
 	log := testLog(t)
-	job := Job{Model: s.cfg, Optimizer: opt.Config, Train: s.train, Params: net.Params, OptState: opt}
+	job := s.job(net, opt)
 	f := &fixture{ctx: ctx}
 	var c *Coordinator
 	if !real {

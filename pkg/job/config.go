@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/linalg"
 	"github.com/ringtrain/ringtrain/pkg/logging"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/shard"
@@ -72,6 +73,13 @@ type Config struct {
 	// Accumulate is the micro-batches each step's batch (each worker's
 	// shard) is computed in.
 	Accumulate int
+	// Reduction is "fast" (float32 sums, whose last bits depend on the
+	// number of workers) or "exact" (fixed-point block sums: the same bits
+	// for any number of workers, threads and failures); ExactBlock and
+	// ExactFracBits configure exact (model.Exact).
+	Reduction     string
+	ExactBlock    int
+	ExactFracBits int
 }
 
 // Defaults returns the configuration of the default job: MNIST 1 vs 2 with
@@ -83,6 +91,7 @@ func Defaults() Config {
 		Seed: 1, Shuffle: "epoch", Out: "out", LogFormat: "text", LogLevel: "info",
 		CheckpointEvery: 100, KeepCheckpoints: 3, Resume: true, OnNonFinite: "fail",
 		LRSchedule: "constant", LRGamma: 0.1, Accumulate: 1,
+		Reduction: "fast", ExactBlock: model.DefaultExactBlock, ExactFracBits: model.DefaultExactFracBits,
 	}
 }
 
@@ -106,6 +115,9 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Float64Var(&c.LRGamma, "lr-gamma", c.LRGamma, "with --lr-schedule step: the factor of each decay")
 	fs.IntVar(&c.WarmupSteps, "warmup-steps", c.WarmupSteps, "linear warm-up: step s < N trains with the scheduled rate times (s+1)/N (0: none)")
 	fs.IntVar(&c.Accumulate, "accumulate", c.Accumulate, "compute each step's batch (each worker's shard) in this many micro-batches, adding their gradients before the one update; memory is that of one micro-batch")
+	fs.StringVar(&c.Reduction, "reduction", c.Reduction, "how gradients are summed over samples and workers: fast (float32: the last bits depend on the number of workers) or exact (fixed-point sums of blocks of --exact-block samples: bit-identical results for any number of workers, threads and failures)")
+	fs.IntVar(&c.ExactBlock, "exact-block", c.ExactBlock, "with --reduction exact: samples per block, summed in float32 before the exact fixed-point sum; shards are whole blocks, so at most ceil(batch/block) workers get work")
+	fs.IntVar(&c.ExactFracBits, "exact-frac-bits", c.ExactFracBits, "with --reduction exact: fractional bits of the fixed-point sums (resolution 2^-N; fewer bits give more range)")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "momentum coefficient (with --optimizer sgd, > 0 selects momentum; default 0.9 for momentum)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "global mini-batch size (0: full batch, 1: single sample)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "epochs to train (the bound when a stopping criterion is set)")
@@ -190,6 +202,17 @@ func (c *Config) Validate() error {
 		bad("accumulate", "must be at least 1, got %d", c.Accumulate)
 	} else if c.Batch > 0 && c.Accumulate > c.Batch {
 		bad("accumulate", "%d micro-batches cannot be cut from a batch of %d (--batch)", c.Accumulate, c.Batch)
+	}
+	switch c.Reduction {
+	case "fast", "exact":
+	default:
+		bad("reduction", "must be fast or exact, got %q", c.Reduction)
+	}
+	if c.ExactBlock < 1 {
+		bad("exact-block", "must be at least 1 sample, got %d", c.ExactBlock)
+	}
+	if c.ExactFracBits < 0 || c.ExactFracBits > linalg.MaxFracBits {
+		bad("exact-frac-bits", "must be 0..%d, got %d", linalg.MaxFracBits, c.ExactFracBits)
 	}
 	if c.MaxEpochs < 0 {
 		bad("max-epochs", "must be 0 (use --epochs) or positive, got %d", c.MaxEpochs)
@@ -307,6 +330,15 @@ func (c *Config) ModelConfig(features, classes int) (model.Config, error) {
 	return mc, nil
 }
 
+// Exact returns the exact-reduction configuration: zero (off) unless
+// --reduction exact.
+func (c *Config) Exact() model.Exact {
+	if c.Reduction != "exact" {
+		return model.Exact{}
+	}
+	return model.Exact{Block: c.ExactBlock, FracBits: c.ExactFracBits}
+}
+
 // OptimizerConfig returns the update rule's configuration.
 func (c *Config) OptimizerConfig() (model.OptimizerConfig, error) {
 	kind, err := model.ParseOptimizer(c.Optimizer)
@@ -386,7 +418,8 @@ func (c *Config) Map() map[string]string {
 		"seed": strconv.FormatUint(c.Seed, 10), "shuffle": c.Shuffle, "init_from": c.InitFrom,
 		"lr_schedule": c.LRSchedule, "lr_step_epochs": strconv.Itoa(c.LRStepEpochs),
 		"lr_gamma": strconv.FormatFloat(c.LRGamma, 'g', -1, 64), "warmup_steps": strconv.Itoa(c.WarmupSteps),
-		"accumulate": strconv.Itoa(c.Accumulate),
+		"accumulate": strconv.Itoa(c.Accumulate), "reduction": c.Reduction,
+		"exact_block": strconv.Itoa(c.ExactBlock), "exact_frac_bits": strconv.Itoa(c.ExactFracBits),
 	}
 }
 
@@ -414,6 +447,9 @@ func (c *Config) Fingerprint(mc model.Config, oc model.OptimizerConfig) string {
 	}
 	if c.Accumulate > 1 {
 		fp += fmt.Sprintf(" accumulate=%d", c.Accumulate)
+	}
+	if e := c.Exact(); e.On() {
+		fp += fmt.Sprintf(" reduction=exact exact_block=%d exact_frac_bits=%d", e.Block, e.FracBits)
 	}
 	return fp
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/pkg/checkpoint"
 	"github.com/ringtrain/ringtrain/pkg/data"
+	"github.com/ringtrain/ringtrain/pkg/engine"
 	"github.com/ringtrain/ringtrain/pkg/metrics"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/report"
@@ -50,6 +51,16 @@ type Prepared struct {
 	// ResumedFrom names the checkpoint file the run resumes from ("" for a
 	// new run).
 	ResumedFrom string
+}
+
+// ExactMaxBlocks is the number of exact-reduction blocks of the run's
+// largest global batch (engine.MaxBlocks; 0 when the reduction is fast).
+func (p *Prepared) ExactMaxBlocks() int {
+	ex := p.Config.Exact()
+	if !ex.On() {
+		return 0
+	}
+	return engine.MaxBlocks(ex, p.Schedule.Batch, p.Train.Rows())
 }
 
 // CheckpointDir is the checkpoint directory inside --out.

@@ -18,7 +18,10 @@ import (
 // Version is the control and ring protocol version. Members with another
 // version are refused at join. Version 2: errors carry an ErrorInfo reason
 // (errors.go), and a worker whose shard is non-finite still all-reduces.
-const Version uint32 = 2
+// Version 3: exact reduction (JobSpec.exact_*: shards of whole blocks, an
+// int64 ring); a version-2 worker would sum float32 where the others sum
+// int64, so it is refused.
+const Version uint32 = 3
 
 // StateChunkBytes is the payload size of one state-transfer chunk.
 const StateChunkBytes = 1 << 20

@@ -19,7 +19,8 @@ type LocalExecutor struct {
 	// (engine.ShardGradientsK; 0 or 1: in one piece).
 	Accumulate int
 
-	buf engine.Buffers
+	buf   engine.Buffers
+	limit float64 // exact reduction's block-sum limit (SetExact)
 }
 
 // NewLocalExecutor returns an executor that trains net with opt on train.
@@ -30,11 +31,32 @@ func NewLocalExecutor(net *model.Network, opt *model.Optimizer, train *data.Data
 	return &LocalExecutor{Net: net, Opt: opt, Train: train}, nil
 }
 
+// SetExact turns exact reduction on (ex.On()) or off: every step's sums
+// are then the fixed-point block sums a distributed run of any size
+// computes, so the trajectory is bit-identical to it. maxBlocks is the
+// number of blocks of the run's largest global batch (engine.MaxBlocks),
+// which bounds the fixed-point range.
+func (e *LocalExecutor) SetExact(ex model.Exact, maxBlocks int) error {
+	if err := e.Net.SetExact(ex); err != nil {
+		return err
+	}
+	e.limit = engine.ExactLimit(ex, maxBlocks)
+	return nil
+}
+
 // Step implements Executor. A step whose loss or gradient is not finite is
 // refused before the update, leaving the parameters as they were.
 func (e *LocalExecutor) Step(_ context.Context, step int, batch []int, lr float64) (StepResult, error) {
-	r := engine.ShardGradientsK(e.Net, e.Train, batch, e.Accumulate, &e.buf)
-	if err := engine.CheckStep(e.Net.Pool(), e.Net.Grads, r); err != nil {
+	var r StepResult
+	var err error
+	if e.Net.Exact().On() {
+		engine.ShardGradientsExact(e.Net, e.Train, batch, e.Accumulate, &e.buf, e.limit, nil)
+		r, err = engine.FinishExact(e.Net, e.limit)
+	} else {
+		r = engine.ShardGradientsK(e.Net, e.Train, batch, e.Accumulate, &e.buf)
+		err = engine.CheckStep(e.Net.Pool(), e.Net.Grads, r)
+	}
+	if err != nil {
 		return r, fmt.Errorf("step %d: %w", step, err)
 	}
 	if r.Count > 0 {

@@ -37,11 +37,54 @@ type bucketedAllReduce struct {
 // carries only those weight-gradient columns (the others are zero on every
 // worker). s.rep.mu must be held until wait returns.
 func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []float32, kept []int32) *bucketedAllReduce {
-	b := &bucketedAllReduce{buckets: s.rep.buckets, ready: make(chan struct{}, len(s.rep.buckets)), done: make(chan struct{})}
 	residual, next := s.rep.residual, s.rep.next
-	clock := s.clock
 	l0 := s.rep.net.Layers[0]
 	rows, cols := l0.Out, l0.In
+	return s.runBuckets(ctx, func(k engine.Bucket) (allreduce.Stats, error) {
+		c := cfg
+		c.Offset = k.Start
+		if k.End == len(buf) {
+			c.Exact = engine.Trailing
+		}
+		part := buf[k.Start:k.End]
+		var res, nxt []float32
+		if residual != nil {
+			res, nxt = residual[k.Start:k.End], next[k.Start:k.End]
+		}
+		packed := k.First == 0 && kept != nil
+		if packed {
+			// k.Start is 0: the first layer's weight gradient opens the bucket.
+			part, res, nxt = s.pack(part, res, nxt, rows, cols, kept)
+		}
+		if res != nil {
+			linalg.Saxpy(1, res, part) // part += res (1*e is exact: the same sum)
+			c.Residual = nxt
+		}
+		st, err := allreduce.AllReduce(ctx, t, c, part)
+		if packed && err == nil {
+			s.unpack(buf[k.Start:k.End], part, nxt, next[k.Start:min(k.End, len(next))], rows, cols, kept)
+		}
+		return st, err
+	})
+}
+
+// startAllReduceExact is startAllReduce for exact reduction: buf is the
+// int64 buffer (engine.ExactBuffer) and the buckets are its own
+// (engine.BucketsExact); the integers travel as they are.
+func (s *service) startAllReduceExact(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []int64) *bucketedAllReduce {
+	return s.runBuckets(ctx, func(k engine.Bucket) (allreduce.Stats, error) {
+		c := cfg
+		c.Offset = k.Start
+		return allreduce.AllReduce(ctx, t, c, buf[k.Start:k.End])
+	})
+}
+
+// runBuckets starts the goroutine that all-reduces the step's buckets
+// (s.rep.buckets) in order, each with reduce once layerDone has released
+// it.
+func (s *service) runBuckets(ctx context.Context, reduce func(engine.Bucket) (allreduce.Stats, error)) *bucketedAllReduce {
+	b := &bucketedAllReduce{buckets: s.rep.buckets, ready: make(chan struct{}, len(s.rep.buckets)), done: make(chan struct{})}
+	clock := s.clock
 	go func() {
 		defer close(b.done)
 		for _, k := range b.buckets {
@@ -54,29 +97,7 @@ func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg
 			if b.start.IsZero() {
 				b.start = clock()
 			}
-			c := cfg
-			c.Offset = k.Start
-			if k.End == len(buf) {
-				c.Exact = engine.Trailing
-			}
-			part := buf[k.Start:k.End]
-			var res, nxt []float32
-			if residual != nil {
-				res, nxt = residual[k.Start:k.End], next[k.Start:k.End]
-			}
-			packed := k.First == 0 && kept != nil
-			if packed {
-				// k.Start is 0: the first layer's weight gradient opens the bucket.
-				part, res, nxt = s.pack(part, res, nxt, rows, cols, kept)
-			}
-			if res != nil {
-				linalg.Saxpy(1, res, part) // part += res (1*e is exact: the same sum)
-				c.Residual = nxt
-			}
-			st, err := allreduce.AllReduce(ctx, t, c, part)
-			if packed && err == nil {
-				s.unpack(buf[k.Start:k.End], part, nxt, next[k.Start:min(k.End, len(next))], rows, cols, kept)
-			}
+			st, err := reduce(k)
 			b.stats.BytesSent += st.BytesSent
 			b.stats.BytesRecv += st.BytesRecv
 			b.stats.Frames += st.Frames

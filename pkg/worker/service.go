@@ -52,6 +52,9 @@ type replica struct {
 	kept           []int32   // the step's kept first-layer inputs (engine.KeptInputs), reused
 	packed, packR  []float32 // the packed first-layer bucket and its residual, reused
 	packN          []float32 // the packed bucket's next residual, reused
+	// limit is exact reduction's bound on a block sum (engine.ExactLimit);
+	// exact reduction is on when net.Exact().On().
+	limit float64
 }
 
 // pendingStep is an all-reduced gradient waiting for its Commit.
@@ -112,6 +115,21 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 		return fmt.Errorf("job: %w", err)
 	}
 	buckets := engine.Buckets(net, int(job.GetBucketBytes()))
+	var limit float64
+	if job.GetExactBlock() > 0 {
+		ex := model.Exact{Block: int(job.GetExactBlock()), FracBits: int(job.GetExactFracBits())}
+		if wire != allreduce.WireF32 {
+			return fmt.Errorf("job: exact reduction with the %s wire: the ring must carry the integers as they are", wire)
+		}
+		if job.GetExactMaxBlocks() == 0 {
+			return errors.New("job: exact reduction without the batch's block count")
+		}
+		if err := net.SetExact(ex); err != nil {
+			return fmt.Errorf("job: %w", err)
+		}
+		buckets = engine.BucketsExact(net, int(job.GetBucketBytes()))
+		limit = engine.ExactLimit(ex, int(job.GetExactMaxBlocks()))
+	}
 	var residual, next []float32
 	if wire == allreduce.WireBF16 {
 		residual, next = make([]float32, len(net.Grads)+engine.Trailing), make([]float32, len(net.Grads)+engine.Trailing)
@@ -124,7 +142,7 @@ func (s *service) setJob(runID string, job *pb.JobSpec) error {
 	r := s.rep
 	r.runID, r.job, r.cfg, r.classes, r.net, r.opt = runID, job, cfg, classes, net, opt
 	r.loaded, r.pending, r.applied, r.lastGen = false, nil, nil, 0
-	r.buckets, r.wire, r.residual, r.next = buckets, wire, residual, next
+	r.buckets, r.wire, r.residual, r.next, r.limit = buckets, wire, residual, next, limit
 	return nil
 }
 
@@ -281,22 +299,41 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 			return nil, protocol.Errorf(codes.Unavailable, protocol.ReasonRing, "step %d: connect to right neighbour %s: %v", req.Step, right, err)
 		}
 	}
-	buf := engine.WithTotals(net)
-	ar := s.startAllReduce(ctx, t, allreduce.Config{
-		Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
-		FrameBytes: int(s.rep.job.FrameBytes), Wire: s.rep.wire,
-	}, buf, kept)
-	engine.ShardGradientsKHooked(net, ds, s.rep.idx[:ds.Rows()], int(s.rep.job.GetAccumulate()), &s.rep.buf,
-		func(local engine.Totals) { engine.PutTotals(buf[len(net.Grads):], local) }, ar.layerDone)
-	computed := s.clock()
-	stats, arStart, err := ar.wait()
+	acfg := allreduce.Config{Rank: int(req.Rank), Size: n, Generation: req.Generation, Step: req.Step,
+		FrameBytes: int(s.rep.job.FrameBytes), Wire: s.rep.wire}
+	var total engine.Totals
+	var stats allreduce.Stats
+	var arStart, computed time.Time
+	var checkErr error
+	if net.Exact().On() {
+		if kept != nil {
+			return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: a zero-input bitmap under exact reduction", req.Step)
+		}
+		ar := s.startAllReduceExact(ctx, t, acfg, engine.ExactBuffer(net))
+		engine.ShardGradientsExact(net, ds, s.rep.idx[:ds.Rows()], int(s.rep.job.GetAccumulate()), &s.rep.buf, s.rep.limit, ar.layerDone)
+		computed = s.clock()
+		stats, arStart, err = ar.wait()
+		if err == nil {
+			total, checkErr = engine.FinishExact(net, s.rep.limit)
+		}
+	} else {
+		buf := engine.WithTotals(net)
+		ar := s.startAllReduce(ctx, t, acfg, buf, kept)
+		engine.ShardGradientsKHooked(net, ds, s.rep.idx[:ds.Rows()], int(s.rep.job.GetAccumulate()), &s.rep.buf,
+			func(local engine.Totals) { engine.PutTotals(buf[len(net.Grads):], local) }, ar.layerDone)
+		computed = s.clock()
+		stats, arStart, err = ar.wait()
+		if err == nil {
+			total = engine.ReadTotals(buf[len(net.Grads):])
+			checkErr = engine.CheckStep(net.Pool(), net.Grads, total)
+		}
+	}
 	if err != nil {
 		return nil, protocol.Errorf(codes.Aborted, protocol.ReasonRing, "step %d generation %d: all-reduce: %v", req.Step, req.Generation, err)
 	}
 	done := s.clock()
-	total := engine.ReadTotals(buf[len(net.Grads):])
-	if err := engine.CheckStep(net.Pool(), net.Grads, total); err != nil {
-		return nil, protocol.Errorf(codes.OutOfRange, protocol.ReasonNonFinite, "step %d generation %d on worker %s: %v", req.Step, req.Generation, s.self(), err)
+	if checkErr != nil {
+		return nil, protocol.Errorf(codes.OutOfRange, protocol.ReasonNonFinite, "step %d generation %d on worker %s: %v", req.Step, req.Generation, s.self(), checkErr)
 	}
 	if total.Count <= 0 {
 		return nil, protocol.Errorf(codes.InvalidArgument, protocol.ReasonBadRequest, "step %d: the global batch is empty", req.Step)

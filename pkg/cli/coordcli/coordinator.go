@@ -120,7 +120,8 @@ var CoordinatorHelp = cli.Help{
 		{Title: "Model", Flags: []string{"hidden", "activation", "output", "loss", "bias", "init", "init-from"}},
 		{Title: "Optimization", Flags: []string{"optimizer", "lr", "momentum", "nesterov", "weight-decay",
 			"lr-schedule", "lr-step-epochs", "lr-gamma", "warmup-steps", "batch", "accumulate", "epochs", "max-epochs",
-			"steps", "until-loss", "patience", "min-delta", "on-nonfinite", "seed", "threads"}},
+			"steps", "until-loss", "patience", "min-delta", "on-nonfinite", "seed", "threads",
+			"reduction", "exact-block", "exact-frac-bits"}},
 		{Title: "Outputs", Flags: []string{"out", "trace", "cpuprofile"}},
 		{Title: "Checkpoints", Flags: []string{"checkpoint-every", "keep-checkpoints", "resume"}},
 		{Title: "Cluster", Flags: []string{"local-workers", "single-process", "min-workers", "max-workers", "grpc-addr", "advertise",
@@ -133,6 +134,7 @@ var CoordinatorHelp = cli.Help{
 		"coordinator --min-workers 3 --grpc-addr :7070 --gossip-addr :7946 # wait for three workers (worker --join HOST:7946), then train",
 		"coordinator --local-workers 2 --optimizer adam --lr 0.001 --max-epochs 20 --patience 3 # until the test loss stops improving",
 		"coordinator --single-process --dataset gaussian --hidden 8 --batch 0 --epochs 200 # the lecture's 2-D exercise, full batch, no workers",
+		"coordinator --local-workers 3 --reduction exact # the same model.safetensors, bit for bit, with any number of workers",
 		"coordinator predict --model out/model.safetensors --input rows.csv # classify CSV rows with the trained model",
 	},
 }
@@ -179,8 +181,10 @@ func (o *CoordinatorOptions) Validate() error {
 	if o.BucketMB < 0 || o.BucketMB > 4096 || o.BucketMB != o.BucketMB {
 		bad("bucket-mb", "must be between 0 (one bucket) and 4096, got %v", o.BucketMB)
 	}
-	if _, err := allreduce.ParseWire(o.Wire); err != nil {
+	if w, err := allreduce.ParseWire(o.Wire); err != nil {
 		bad("wire", "%v", err)
+	} else if w != allreduce.WireF32 && o.Job.Reduction == "exact" {
+		bad("wire", "%s rounds gradients on the wire; --reduction exact sums them as integers, which travel as they are (use --wire f32)", o.Wire)
 	}
 	return errors.Join(errs...)
 }
@@ -301,6 +305,12 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			return 1
 		}
 		local.Accumulate = p.Config.Accumulate
+		if ex := p.Config.Exact(); ex.On() {
+			if err := local.SetExact(ex, p.ExactMaxBlocks()); err != nil {
+				log.Error("cannot start training", "err", err)
+				return 1
+			}
+		}
 		exec = local
 	} else {
 		wire, _ := allreduce.ParseWire(opts.Wire) // checked by Validate
@@ -311,7 +321,7 @@ func Coordinator(ctx context.Context, args []string, stderr io.Writer) int {
 			BucketBytes: opts.bucketBytes(), Wire: wire, SkipZeroInputs: opts.SkipZeroInputs,
 			TLS: opts.TLS, GossipKey: key, Metrics: cm, Trace: rec, Threads: threads, Observer: obs,
 		}, coordinator.Job{Model: p.Model, Optimizer: p.OptCfg, Train: p.Train, Params: p.Net.Params, OptState: p.Opt,
-			Accumulate: p.Config.Accumulate})
+			Accumulate: p.Config.Accumulate, Exact: p.Config.Exact(), ExactMaxBlocks: p.ExactMaxBlocks()})
 		if err != nil {
 			log.Error("cannot start the coordinator", "err", err)
 			return 1

@@ -64,6 +64,9 @@ const (
 // Config holds the core's settings; zero values take the defaults.
 type Config struct {
 	MinWorkers int // training waits until this many workers are eligible
+	// ShardBlock, when above 1, cuts global batches into shards of whole
+	// blocks of this many samples (shard.SplitBlocks: exact reduction).
+	ShardBlock int
 	MaxWorkers int // at most this many train; the rest wait as spares (0: no limit)
 	// CheckEvery asks for the replicas' parameter checksums every this many
 	// steps (0: never).
@@ -632,7 +635,7 @@ func (c *Core) send(now time.Time) []Action {
 	}
 	s := SendStep{
 		Generation: c.generation, Step: st.step, Attempt: st.attempt, Ring: slices.Clone(c.ring),
-		Shards: shard.Split(st.batch, len(c.ring)), Deadline: c.StepDeadline(),
+		Shards: shard.SplitBlocks(st.batch, len(c.ring), c.cfg.ShardBlock), Deadline: c.StepDeadline(),
 	}
 	st.carried = c.held != nil
 	if h := c.held; h != nil {

@@ -161,9 +161,17 @@ type JobSpec struct {
 	// Micro-batches per shard (--accumulate): a worker computes its shard's
 	// gradient sum in this many pieces, adding them up, so that its memory is
 	// that of one piece. 0 means 1.
-	Accumulate    uint32 `protobuf:"varint,30,opt,name=accumulate,proto3" json:"accumulate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Accumulate uint32 `protobuf:"varint,30,opt,name=accumulate,proto3" json:"accumulate,omitempty"`
+	// Exact reduction (--reduction exact) when exact_block > 0: every shard
+	// is whole blocks of this many samples, each block's sums are converted
+	// to int64 fixed point with exact_frac_bits fractional bits, and the ring
+	// adds int64 buffers. exact_max_blocks is the number of blocks of the
+	// run's largest global batch, which bounds the fixed-point range.
+	ExactBlock     uint32 `protobuf:"varint,31,opt,name=exact_block,json=exactBlock,proto3" json:"exact_block,omitempty"`
+	ExactFracBits  uint32 `protobuf:"varint,32,opt,name=exact_frac_bits,json=exactFracBits,proto3" json:"exact_frac_bits,omitempty"`
+	ExactMaxBlocks uint32 `protobuf:"varint,33,opt,name=exact_max_blocks,json=exactMaxBlocks,proto3" json:"exact_max_blocks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -241,6 +249,27 @@ func (x *JobSpec) GetWire() string {
 func (x *JobSpec) GetAccumulate() uint32 {
 	if x != nil {
 		return x.Accumulate
+	}
+	return 0
+}
+
+func (x *JobSpec) GetExactBlock() uint32 {
+	if x != nil {
+		return x.ExactBlock
+	}
+	return 0
+}
+
+func (x *JobSpec) GetExactFracBits() uint32 {
+	if x != nil {
+		return x.ExactFracBits
+	}
+	return 0
+}
+
+func (x *JobSpec) GetExactMaxBlocks() uint32 {
+	if x != nil {
+		return x.ExactMaxBlocks
 	}
 	return 0
 }
@@ -1160,7 +1189,7 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12!\n" +
 	"\fexpect_model\x18\x04 \x01(\tR\vexpectModel\"7\n" +
 	"\fJoinResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\x82\x02\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.ringtrain.v1.JobSpecR\x03job\"\xf5\x02\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12-\n" +
 	"\x05model\x18\x02 \x01(\v2\x17.ringtrain.v1.ModelSpecR\x05model\x129\n" +
@@ -1171,7 +1200,11 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"\x04wire\x18\x06 \x01(\tR\x04wire\x12\x1e\n" +
 	"\n" +
 	"accumulate\x18\x1e \x01(\rR\n" +
-	"accumulate\"\xc9\x01\n" +
+	"accumulate\x12\x1f\n" +
+	"\vexact_block\x18\x1f \x01(\rR\n" +
+	"exactBlock\x12&\n" +
+	"\x0fexact_frac_bits\x18  \x01(\rR\rexactFracBits\x12(\n" +
+	"\x10exact_max_blocks\x18! \x01(\rR\x0eexactMaxBlocks\"\xc9\x01\n" +
 	"\tModelSpec\x12\x16\n" +
 	"\x06inputs\x18\x01 \x01(\rR\x06inputs\x12\x16\n" +
 	"\x06hidden\x18\x02 \x03(\rR\x06hidden\x12\x18\n" +
