@@ -26,3 +26,22 @@ func addVec(dst []float32, src []byte) int {
 	addAVX2(unsafe.SliceData(dst), unsafe.SliceData(src), n)
 	return n
 }
+
+// addInt64AVX2 adds the n little-endian int64s at src (any alignment) into
+// the n int64s at dst, wrapping; n must be a multiple of 4. Requires AVX2.
+//
+//go:noescape
+func addInt64AVX2(dst *int64, src *byte, n int)
+
+// addInt64Vec adds a prefix of src (8*len(dst) bytes, little-endian int64,
+// any alignment) into dst with vector instructions and returns how many
+// elements it handled: a multiple of 4, or 0 where AVX2 is missing.
+func addInt64Vec(dst []int64, src []byte) int {
+	n := len(dst) &^ 3
+	if n == 0 || !cpu.X86.HasAVX2 {
+		return 0
+	}
+	_ = src[8*n-1]
+	addInt64AVX2(unsafe.SliceData(dst), unsafe.SliceData(src), n)
+	return n
+}

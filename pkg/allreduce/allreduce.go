@@ -30,9 +30,9 @@ type Frame struct {
 	// frames of different buckets of one step differ in it.
 	Offset uint64
 	// Data holds the elements as raw little-endian float32 (4 bytes each)
-	// or int64 (8 bytes each, two's complement), or, with WireBF16, as little-endian bfloat16 (2 bytes each, padded to
-	// a multiple of 4 bytes) followed by the Config.Exact float32 ones the
-	// frame covers.
+	// or int64 (8 bytes each, two's complement), or, with WireBF16, as
+	// little-endian bfloat16 (2 bytes each, padded to a multiple of 4 bytes)
+	// followed by the Config.Exact float32 ones the frame covers.
 	Data []byte
 	// Parts continues the payload: the frame's payload is Data followed by
 	// each element of Parts, in order, split at arbitrary byte boundaries (an

@@ -1,5 +1,6 @@
-// Package allreduce sums a float32 buffer across the workers of a ring: after
-// AllReduce returns, every rank holds the same, bit-identical, element-wise sum.
+// Package allreduce sums a float32 or int64 buffer across the workers of a
+// ring: after AllReduce returns, every rank holds the same, bit-identical,
+// element-wise sum.
 // It carries the data plane of data-parallel training: all gradients plus a few
 // trailing scalars (loss sum, sample count) in one contiguous buffer, e.g. 1.8 M
 // floats (7.1 MB) for the MNIST model.
@@ -39,7 +40,7 @@
 // tracking and the memory-model edge for the regions they share; no lock is
 // held on the hot path and no per-frame buffer is allocated (the sender's frame
 // is reused, and on little-endian hosts a frame's payload is a view of the
-// float32 buffer itself).
+// buffer itself).
 //
 // A received payload may arrive in pieces (Frame.Parts: the gRPC transport
 // hands over its receive buffers as they are, cut at arbitrary byte
@@ -62,13 +63,32 @@
 //
 // # Wire format
 //
-// The payload is raw little-endian IEEE-754 float32, 4 bytes per element: no
+// The payload is raw little-endian IEEE-754 float32, 4 bytes per element
+// (int64 buffers: little-endian two's complement, 8 bytes per element): no
 // per-element encoding pass (protobuf's repeated float would need one, and an
 // allocation, per message). On big-endian hosts the
 // package encodes and decodes with encoding/binary instead (encode_other.go).
 // The gRPC transport (sub-package grpcring) sends each frame as one protobuf
 // message ringtrain.v1.RingFrame on one long-lived client stream per
 // neighbour (proto/ringtrain/v1/ring.proto).
+//
+// # int64 buffers (exact reduction)
+//
+// AllReduce and RunRing are generic over Element (float32 | int64). Exact
+// reduction has every worker turn its gradients into int64 fixed-point
+// numbers; their sum is exact and associative, so, unlike the float32 sum,
+// the result does not depend on the ring order, the number of workers or the
+// bucketing. An int64 buffer runs the very same schedule, frames and
+// header checks (Offset still counts elements, the length check bytes); only
+// the element differs: 8 bytes little-endian two's complement on the wire,
+// at most FrameBytes/8 elements a frame (FrameBytes below 8 is an error),
+// and reduce-scatter adds with Go's wrapping int64 addition. Wrapping
+// addition is associative, so a partial sum may overflow on the way and the
+// result is still exact whenever the true total fits in an int64, which the
+// caller guarantees (fixed-point scale and headroom). Nothing is rounded, so
+// what exists to manage rounding is refused with an error naming it:
+// WireBF16, Config.Residual and Config.Exact > 0. Transports move bytes and
+// need no change; an int64 payload is a multiple of 8 bytes, hence of 4.
 //
 // # Transports and cancellation
 //

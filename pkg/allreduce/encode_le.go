@@ -88,17 +88,30 @@ func asInt64s(src []byte) ([]int64, bool) {
 }
 
 // addInt64LE adds the little-endian int64s in src (len(src) == 8*len(dst))
-// into dst with wrapping addition. Aligned payloads are read in place;
-// unaligned ones element by element (one unaligned 8-byte load each on
-// the hosts that allow it).
+// into dst with wrapping addition, with AVX2 where the CPU has it (any
+// alignment). Otherwise aligned payloads are read in place and unaligned
+// ones staged block by block in an aligned array, as addLE does.
 func addInt64LE(dst []int64, src []byte) {
+	if n := addInt64Vec(dst, src); n > 0 {
+		dst, src = dst[n:], src[8*n:]
+	}
 	if s, ok := asInt64s(src); ok {
 		addInt64s(dst, s)
 		return
 	}
 	src = src[:8*len(dst)]
-	for i := range dst {
-		dst[i] += int64(binary.LittleEndian.Uint64(src[8*i:]))
+	if len(dst) < 8 {
+		for i := range dst {
+			dst[i] += int64(binary.LittleEndian.Uint64(src[8*i:]))
+		}
+		return
+	}
+	var tmp [unalignedBlock / 2]int64
+	for len(dst) > 0 {
+		k := min(len(dst), len(tmp))
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&tmp[0])), 8*k), src[:8*k])
+		addInt64s(dst[:k], tmp[:k])
+		dst, src = dst[k:], src[8*k:]
 	}
 }
 

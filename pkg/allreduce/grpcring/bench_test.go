@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
@@ -17,16 +18,27 @@ import (
 // (1e9 bytes), and the process CPU time per rank per all-reduce (cpu-ms/rank).
 // All N workers run in this process; transport grpc uses loopback TCP,
 // grpc-local the workers' local Unix sockets (Options.SocketDir), inmem the
-// in-memory transport (an upper bound). Sizes are in MB of float32 (1 MB = 1e6 bytes).
+// in-memory transport (an upper bound). Sizes are in MB of buffer (1 MB = 1e6
+// bytes): float32 buffers, and under elem=int64 int64 buffers of the same
+// byte sizes (half the elements), so that GB/s compare directly. The float32
+// names stay without an elem key, as bench/run.sh and docs cite them (and
+// 'AllReduce/transport=grpc' selects float32 only).
 //
 //	go test -run '^$' -bench 'AllReduce/transport=grpc' ./pkg/allreduce/grpcring
+//	go test -run '^$' -bench 'AllReduce/elem=int64/transport=grpc' ./pkg/allreduce/grpcring
 func BenchmarkAllReduce(b *testing.B) {
 	frameBytes := allreduce.DefaultFrameBytes
-	for _, transport := range []string{"grpc", "grpc-local", "inmem"} {
-		for _, n := range []int{2, 4} {
-			for _, mb := range []float64{1, 7.1, 14.3, 64} {
-				name := fmt.Sprintf("transport=%s/n=%d/mb=%s", transport, n, strconv.FormatFloat(mb, 'f', -1, 64))
-				b.Run(name, func(b *testing.B) { benchRing(b, transport, n, mb, frameBytes) })
+	for _, elem := range []string{"", "elem=int64/"} {
+		for _, transport := range []string{"grpc", "grpc-local", "inmem"} {
+			for _, n := range []int{2, 4} {
+				for _, mb := range []float64{1, 7.1, 14.3, 64} {
+					name := fmt.Sprintf("%stransport=%s/n=%d/mb=%s", elem, transport, n, strconv.FormatFloat(mb, 'f', -1, 64))
+					if elem == "" {
+						b.Run(name, func(b *testing.B) { benchRing[float32](b, transport, n, mb, frameBytes) })
+					} else {
+						b.Run(name, func(b *testing.B) { benchRing[int64](b, transport, n, mb, frameBytes) })
+					}
+				}
 			}
 		}
 	}
@@ -38,20 +50,21 @@ func BenchmarkAllReduce(b *testing.B) {
 func BenchmarkFrameSize(b *testing.B) {
 	for _, transport := range []string{"grpc", "grpc-local"} {
 		for _, kib := range []int{64, 128, 256, 512, 1024, 2048} {
-			b.Run(fmt.Sprintf("transport=%s/frame=%dKiB", transport, kib), func(b *testing.B) { benchRing(b, transport, 2, 7.1, kib<<10) })
+			b.Run(fmt.Sprintf("transport=%s/frame=%dKiB", transport, kib), func(b *testing.B) { benchRing[float32](b, transport, 2, 7.1, kib<<10) })
 		}
 	}
 }
 
-// benchRing runs all-reduces of mb MB over n in-process ranks and reports
-// nccl-tests' algBW and busBW.
-func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int) {
-	elems := int(mb * 1e6 / 4)
-	bufs := make([][]float32, n)
+// benchRing runs all-reduces of mb MB of E over n in-process ranks and
+// reports nccl-tests' algBW and busBW.
+func benchRing[E allreduce.Element](b *testing.B, transport string, n int, mb float64, frameBytes int) {
+	size := int(unsafe.Sizeof(E(0)))
+	elems := int(mb * 1e6 / float64(size))
+	bufs := make([][]E, n)
 	for r := range bufs {
-		bufs[r] = make([]float32, elems)
+		bufs[r] = make([]E, elems)
 		for i := range bufs[r] {
-			bufs[r][i] = float32(i%7) * 0.5
+			bufs[r][i] = E(i%7) * 3
 		}
 	}
 	var ts []allreduce.Transport
@@ -69,7 +82,7 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 		ts = connect(b, nodes, order, 1)
 	}
 	cfg := allreduce.Config{Generation: 1, FrameBytes: frameBytes}
-	b.SetBytes(int64(4 * elems))
+	b.SetBytes(int64(size * elems))
 	cpu0 := cpuTime(b)
 	start := time.Now()
 	for i := 0; b.Loop(); i++ {
@@ -88,7 +101,7 @@ func benchRing(b *testing.B, transport string, n int, mb float64, frameBytes int
 	// Process CPU time (user+system, all goroutines, GC included) per rank per
 	// all-reduce: what one worker would pay for it.
 	b.ReportMetric((cpuTime(b)-cpu0).Seconds()*1e3/float64(b.N)/float64(n), "cpu-ms/rank")
-	alg := float64(4*elems) / per / 1e9
+	alg := float64(size*elems) / per / 1e9
 	b.ReportMetric(alg, "algGB/s")
 	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busGB/s")
 }

@@ -14,7 +14,7 @@
 // which rejects any frame it does not expect. Hence after an aborted all-reduce
 // the caller must move to a new generation before retrying.
 //
-// Payloads travel as raw little-endian float32 bytes in a protobuf bytes field
+// Payloads travel as raw little-endian float32 (or int64) bytes in a protobuf bytes field
 // (standard RingFrame messages on the wire), but no user-space copy is made
 // of them outside gRPC's own I/O buffers: the sender hands gRPC a view of the
 // all-reduce buffer (Send returns once gRPC has copied it into its write

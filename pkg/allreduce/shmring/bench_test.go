@@ -18,14 +18,23 @@ import (
 // and the CPU time (user+system, from getrusage in each rank's process) per
 // all-reduce per rank. Every rank runs in its own process (the test binary
 // re-executed, see rankMain); this process only drives them. Sizes are in MB
-// of float32 (1 MB = 1e6 bytes); frames are allreduce.DefaultFrameBytes.
+// of buffer (1 MB = 1e6 bytes): float32, and under elem=int64 int64 buffers
+// of the same byte sizes, so that GB/s compare directly (the float32 names
+// keep no elem key, as in grpcring); frames are allreduce.DefaultFrameBytes.
 //
 //	go test -run '^$' -bench 'AllReduce/transport=shm' ./pkg/allreduce/shmring
+//	go test -run '^$' -bench 'AllReduce/elem=int64/transport=shm' ./pkg/allreduce/shmring
 func BenchmarkAllReduce(b *testing.B) {
-	for _, n := range []int{2, 4} {
-		for _, mb := range []float64{1, 7.1, 14.3, 64} {
-			name := fmt.Sprintf("transport=shm/n=%d/mb=%s", n, strconv.FormatFloat(mb, 'f', -1, 64))
-			b.Run(name, func(b *testing.B) { benchProcs(b, n, mb, benchFrame()) })
+	for _, elem := range []string{"float32", "int64"} {
+		prefix := ""
+		if elem != "float32" {
+			prefix = "elem=" + elem + "/"
+		}
+		for _, n := range []int{2, 4} {
+			for _, mb := range []float64{1, 7.1, 14.3, 64} {
+				name := fmt.Sprintf("%stransport=shm/n=%d/mb=%s", prefix, n, strconv.FormatFloat(mb, 'f', -1, 64))
+				b.Run(name, func(b *testing.B) { benchProcs(b, n, mb, benchFrame(), elem) })
+			}
 		}
 	}
 }
@@ -44,9 +53,13 @@ func benchDir(b *testing.B) string {
 	return filepath.Join(b.TempDir(), "shm")
 }
 
-func benchProcs(b *testing.B, n int, mb float64, frameBytes int) {
-	elems := int(mb * 1e6 / 4)
-	ps := startRanks(b, benchDir(b), n, elems, frameBytes)
+func benchProcs(b *testing.B, n int, mb float64, frameBytes int, elem string) {
+	size := 4
+	if elem == "int64" {
+		size = 8
+	}
+	elems := int(mb * 1e6 / float64(size))
+	ps := startRanksElem(b, benchDir(b), n, elems, frameBytes, elem)
 	for r, got := range all(b, ps, "connect 1") {
 		if got != "connected true true" {
 			b.Fatalf("rank %d: %s", r, got)
@@ -63,7 +76,7 @@ func benchProcs(b *testing.B, n int, mb float64, frameBytes int) {
 	for _, got := range all(b, ps, "run 0 3 60000") { // warm up: page in the buffers
 		done(got)
 	}
-	b.SetBytes(int64(4 * elems))
+	b.SetBytes(int64(size * elems))
 	b.ResetTimer()
 	start := time.Now()
 	got := all(b, ps, fmt.Sprintf("run 3 %d %d", b.N, 600_000))
@@ -75,7 +88,7 @@ func benchProcs(b *testing.B, n int, mb float64, frameBytes int) {
 	}
 	per := el.Seconds() / float64(b.N)
 	b.ReportMetric(float64(cpu)/1e6/float64(b.N)/float64(n), "cpu-ms/rank")
-	alg := float64(4*elems) / per / 1e9
+	alg := float64(size*elems) / per / 1e9
 	b.ReportMetric(alg, "algGB/s")
 	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busGB/s")
 }

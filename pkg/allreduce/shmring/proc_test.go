@@ -48,6 +48,28 @@ func fillRank(buf []float32, r int) {
 	}
 }
 
+// fillRank64 fills buf with rank r's int64 test values: near ±2^62, signs
+// alternating with the rank, so that partial sums wrap while the totals of
+// up to 4 ranks fit.
+func fillRank64(buf []int64, r int) {
+	sign := int64(1 - 2*(r%2))
+	for i := range buf {
+		buf[i] = sign*(1<<62) + int64((i*7+r*13)%101)<<20
+	}
+}
+
+func hashInt64(buf []int64) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, v := range buf {
+		for k := range b {
+			b[k] = byte(uint64(v) >> (8 * k))
+		}
+		_, _ = h.Write(b[:])
+	}
+	return h.Sum64()
+}
+
 func hashBits(buf []float32) uint64 {
 	h := fnv.New64a()
 	var b [4]byte
@@ -90,8 +112,29 @@ func rankMain() int {
 	defer seg.Close()
 	net := NewNetwork(dir, seg, nil)
 	defer net.Close()
-	buf := make([]float32, elems)
-	fillRank(buf, r)
+	// allReduce runs one all-reduce of this rank's buffer: float32, or
+	// int64 with SHMRING_ELEM=int64.
+	var (
+		allReduce func(ctx context.Context, tr allreduce.Transport, cfg allreduce.Config) error
+		hash      func() uint64
+	)
+	if os.Getenv("SHMRING_ELEM") == "int64" {
+		buf := make([]int64, elems)
+		fillRank64(buf, r)
+		allReduce = func(ctx context.Context, tr allreduce.Transport, cfg allreduce.Config) error {
+			_, err := allreduce.AllReduce(ctx, tr, cfg, buf)
+			return err
+		}
+		hash = func() uint64 { return hashInt64(buf) }
+	} else {
+		buf := make([]float32, elems)
+		fillRank(buf, r)
+		allReduce = func(ctx context.Context, tr allreduce.Transport, cfg allreduce.Config) error {
+			_, err := allreduce.AllReduce(ctx, tr, cfg, buf)
+			return err
+		}
+		hash = func() uint64 { return hashBits(buf) }
+	}
 	left, right := addrOf((r+n-1)%n), addrOf((r+1)%n)
 	var tr allreduce.Transport
 	var gen uint64
@@ -144,7 +187,7 @@ func rankMain() int {
 			c0 := cpuNanos()
 			for i := range iters {
 				cfg.Step = step + uint64(i)
-				if _, err = allreduce.AllReduce(ctx, tr, cfg, buf); err != nil {
+				if err = allReduce(ctx, tr, cfg); err != nil {
 					break
 				}
 			}
@@ -154,7 +197,7 @@ func rankMain() int {
 				reply("error %v", err)
 				continue
 			}
-			reply("done %d %d", c1-c0, hashBits(buf))
+			reply("done %d %d", c1-c0, hash())
 		case "quit":
 			return 0
 		}
@@ -173,12 +216,18 @@ type rankProc struct {
 // binary) with segments in dir, and waits until they are ready.
 func startRanks(tb testing.TB, dir string, n, elems, frameBytes int) []*rankProc {
 	tb.Helper()
+	return startRanksElem(tb, dir, n, elems, frameBytes, "float32")
+}
+
+// startRanksElem is startRanks with buffers of elem (float32 or int64).
+func startRanksElem(tb testing.TB, dir string, n, elems, frameBytes int, elem string) []*rankProc {
+	tb.Helper()
 	ps := make([]*rankProc, n)
 	for r := range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(),
 			fmt.Sprintf("SHMRING_RANK=%d", r), fmt.Sprintf("SHMRING_SIZE=%d", n), "SHMRING_DIR="+dir,
-			fmt.Sprintf("SHMRING_ELEMS=%d", elems), fmt.Sprintf("SHMRING_FRAME=%d", frameBytes))
+			fmt.Sprintf("SHMRING_ELEMS=%d", elems), fmt.Sprintf("SHMRING_FRAME=%d", frameBytes), "SHMRING_ELEM="+elem)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
