@@ -1,8 +1,10 @@
 package model
 
 import (
+	"crypto/sha256"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -344,5 +346,24 @@ func TestGradientsOverwriteEqualsZeroThenAccumulate(t *testing.T) {
 	}
 	if l1 != l2 || c1 != c2 {
 		t.Fatalf("loss/correct %v/%d vs %v/%d", l1, c1, l2, c2)
+	}
+}
+
+// TestDigestSeesEveryBit: the replicas' digest is the SHA-256 of the
+// parameters' little-endian bytes, so flipping the lowest bit of any one
+// parameter changes it.
+func TestDigestSeesEveryBit(t *testing.T) {
+	p := []float32{0.5, -1.25, 3, 1e-20, 7}
+	d := Digest(p)
+	want := sha256.Sum256([]byte{0, 0, 0, 0x3f, 0, 0, 0xa0, 0xbf, 0, 0, 0x40, 0x40, 0x08, 0xe5, 0x3c, 0x1e, 0, 0, 0xe0, 0x40})
+	if d != want {
+		t.Fatalf("Digest = %x, want the SHA-256 of the little-endian bytes %x", d, want)
+	}
+	for i := range p {
+		q := slices.Clone(p)
+		q[i] = math.Float32frombits(math.Float32bits(q[i]) ^ 1)
+		if Digest(q) == d {
+			t.Fatalf("flipping the last bit of parameter %d left the digest unchanged", i)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -352,6 +353,25 @@ func Checksum(buf []float32) uint32 {
 		buf = buf[m:]
 	}
 	return crc
+}
+
+// Digest returns the SHA-256 of the parameter bytes (little-endian
+// float32): the replicas' check compares it, so that equal digests mean
+// bit-identical parameters, not merely a matching 32-bit checksum.
+func Digest(buf []float32) [32]byte {
+	h := sha256.New()
+	var b [16384]byte
+	for len(buf) > 0 {
+		m := min(len(buf), len(b)/4)
+		for i, v := range buf[:m] {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+		h.Write(b[:4*m])
+		buf = buf[m:]
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // DiffStrings compares two canonical configuration strings (Config.String)

@@ -392,7 +392,8 @@ func (s *service) commit(req *pb.CommitRequest) (*pb.CommitReport, error) {
 	}
 	rep := &pb.CommitReport{OptimizerSteps: uint64(s.rep.opt.Steps)}
 	if req.WantChecksum {
-		rep.Checksum = model.Checksum(s.rep.net.Params)
+		d := model.Digest(s.rep.net.Params)
+		rep.ParamsSha256 = d[:]
 	}
 	return rep, nil
 }

@@ -246,7 +246,7 @@ type held struct {
 	ids        []string // the ring that decided it: each member applies it
 	check      bool     // compare the parameters' checksums after it
 	acked      map[string]bool
-	sums       map[string]uint32
+	sums       map[string]Digest
 	pending    map[string]bool // explicit Commit RPCs outstanding
 }
 
@@ -730,7 +730,7 @@ func (c *Core) attemptOver(now time.Time) []Action {
 	c.held = &held{
 		generation: c.generation, step: st.step, ids: ringIDList(c.ring),
 		check: c.cfg.CheckEvery > 0 && (st.step+1)%c.cfg.CheckEvery == 0,
-		acked: map[string]bool{}, sums: map[string]uint32{},
+		acked: map[string]bool{}, sums: map[string]Digest{},
 	}
 	took := now.Sub(st.started)
 	if c.ewma == 0 {
@@ -783,8 +783,9 @@ func (c *Core) resolveHeld() []Action {
 	}
 	for _, id := range ok[min(1, len(ok)):] {
 		if h.sums[id] != h.sums[ok[0]] {
-			return c.fail(fmt.Errorf("%w after step %d: worker %s has checksum %08x, worker %s %08x",
-				ErrDiverged, h.step, ok[0], h.sums[ok[0]], id, h.sums[id]))
+			a, b := h.sums[ok[0]], h.sums[id]
+			return c.fail(fmt.Errorf("%w after step %d: worker %s has parameters with SHA-256 %x..., worker %s %x...",
+				ErrDiverged, h.step, ok[0], a[:8], id, b[:8]))
 		}
 	}
 	return nil

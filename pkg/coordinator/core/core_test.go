@@ -102,7 +102,7 @@ func (h *harness) commitAll(c Commit) []Action {
 	h.t.Helper()
 	var out []Action
 	for _, id := range c.IDs {
-		out = append(out, h.do(CommitDone{ID: id, Generation: c.Generation, Checksum: 7})...)
+		out = append(out, h.do(CommitDone{ID: id, Generation: c.Generation, Checksum: Digest{7}})...)
 	}
 	return out
 }
@@ -153,7 +153,7 @@ func (h *harness) fullStep(step, batch int) Done {
 
 // reportAcked answers a SendStep that carries a commit: every member
 // reports rep and acknowledges the commit with the checksum sums[id].
-func (h *harness) reportAcked(s SendStep, rep Report, sums map[string]uint32) []Action {
+func (h *harness) reportAcked(s SendStep, rep Report, sums map[string]Digest) []Action {
 	h.t.Helper()
 	var out []Action
 	for _, r := range s.Ring {
@@ -498,9 +498,9 @@ func TestTransitions(t *testing.T) {
 				t.Fatal("checksums not asked for")
 			}
 			// Equal checksums pass; the next step's commit carries the ask.
-			get[Done](t, h.reportAcked(s, Report{Count: 4}, map[string]uint32{"w0": 5, "w1": 5}))
+			get[Done](t, h.reportAcked(s, Report{Count: 4}, map[string]Digest{"w0": {5}, "w1": {5}}))
 			s = get[SendStep](t, h.c.BeginStep(h.now, 2, 4))
-			acts := h.reportAcked(s, Report{Count: 4}, map[string]uint32{"w0": 1, "w1": 2})
+			acts := h.reportAcked(s, Report{Count: 4}, map[string]Digest{"w0": {1}, "w1": {2}})
 			if f := get[Failed](t, acts); !errors.Is(f.Err, ErrDiverged) || !strings.Contains(f.Err.Error(), "after step 1") {
 				t.Fatalf("got %v", f.Err)
 			}
@@ -508,8 +508,8 @@ func TestTransitions(t *testing.T) {
 			h = newHarness(t, Config{CheckEvery: 1}, "w0", "w1")
 			h.fullStep(0, 4)
 			c := get[Commit](t, h.c.BeginRefresh(h.now))
-			h.do(CommitDone{ID: "w0", Generation: c.Generation, Checksum: 1})
-			acts = h.do(CommitDone{ID: "w1", Generation: c.Generation, Checksum: 2})
+			h.do(CommitDone{ID: "w0", Generation: c.Generation, Checksum: Digest{1}})
+			acts = h.do(CommitDone{ID: "w1", Generation: c.Generation, Checksum: Digest{2}})
 			if f := get[Failed](t, acts); !errors.Is(f.Err, ErrDiverged) {
 				t.Fatalf("got %v", f.Err)
 			}

@@ -48,8 +48,11 @@ type StepReported struct {
 	Commit     *CommitAck
 }
 
+// Digest is the SHA-256 of a replica's parameters (model.Digest).
+type Digest [32]byte
+
 // CommitAck is a worker's answer to a commit carried by a Step request.
-type CommitAck struct{ Checksum uint32 }
+type CommitAck struct{ Checksum Digest }
 
 // StepFailed: a worker's Step RPC of Generation failed.
 type StepFailed struct {
@@ -75,7 +78,7 @@ type HealthChecked struct {
 type CommitDone struct {
 	ID         string
 	Generation uint64
-	Checksum   uint32
+	Checksum   Digest
 	Err        error
 }
 

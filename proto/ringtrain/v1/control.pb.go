@@ -1126,8 +1126,10 @@ func (x *CommitRequest) GetWantChecksum() bool {
 // CommitReport confirms a commit.
 type CommitReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// CRC-32C of the parameters (when asked).
-	Checksum uint32 `protobuf:"varint,1,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// SHA-256 of the parameters' bytes (little-endian float32, in the
+	// layout of the model file's tensors), when asked: replicas are compared
+	// by it, bit for bit.
+	ParamsSha256 []byte `protobuf:"bytes,3,opt,name=params_sha256,json=paramsSha256,proto3" json:"params_sha256,omitempty"`
 	// Updates applied so far.
 	OptimizerSteps uint64 `protobuf:"varint,2,opt,name=optimizer_steps,json=optimizerSteps,proto3" json:"optimizer_steps,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1164,11 +1166,11 @@ func (*CommitReport) Descriptor() ([]byte, []int) {
 	return file_ringtrain_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *CommitReport) GetChecksum() uint32 {
+func (x *CommitReport) GetParamsSha256() []byte {
 	if x != nil {
-		return x.Checksum
+		return x.ParamsSha256
 	}
-	return 0
+	return nil
 }
 
 func (x *CommitReport) GetOptimizerSteps() uint64 {
@@ -1280,10 +1282,10 @@ const file_ringtrain_v1_control_proto_rawDesc = "" +
 	"generation\x12\x12\n" +
 	"\x04step\x18\x03 \x01(\x04R\x04step\x12\x14\n" +
 	"\x05apply\x18\x04 \x01(\bR\x05apply\x12#\n" +
-	"\rwant_checksum\x18\x05 \x01(\bR\fwantChecksum\"S\n" +
-	"\fCommitReport\x12\x1a\n" +
-	"\bchecksum\x18\x01 \x01(\rR\bchecksum\x12'\n" +
-	"\x0foptimizer_steps\x18\x02 \x01(\x04R\x0eoptimizerSteps2L\n" +
+	"\rwant_checksum\x18\x05 \x01(\bR\fwantChecksum\"b\n" +
+	"\fCommitReport\x12#\n" +
+	"\rparams_sha256\x18\x03 \x01(\fR\fparamsSha256\x12'\n" +
+	"\x0foptimizer_steps\x18\x02 \x01(\x04R\x0eoptimizerStepsJ\x04\b\x01\x10\x022L\n" +
 	"\vCoordinator\x12=\n" +
 	"\x04Join\x12\x19.ringtrain.v1.JoinRequest\x1a\x1a.ringtrain.v1.JoinResponse2\x92\x02\n" +
 	"\x06Worker\x12?\n" +
