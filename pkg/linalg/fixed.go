@@ -143,8 +143,9 @@ func FixedToFloat(dst []float32, src []int64, fracBits int) {
 		panic(fmt.Sprintf("linalg: FixedToFloat length mismatch: %d and %d", len(dst), len(src)))
 	}
 	inv := float32(math.Ldexp(1, -fracBits))
-	for i, q := range src {
-		dst[i] = float32(q) * inv
+	done := fixedToFloatFast(dst, src, inv)
+	for i, q := range src[done:] {
+		dst[done+i] = float32(q) * inv
 	}
 }
 
@@ -192,12 +193,23 @@ func FMA32(x, y, z float32) float32 {
 // block (see the top of this file). It is the weight gradient dW += dt^T x
 // of a dense layer, with dt as A and the layer's input as B. It returns the
 // largest |s| of any block (NaN if any s was NaN); the caller compares it
-// with FixedLimit. The output is split among the Pool's threads by rows of
-// C, never the depth, so the result is bit-identical for any thread count.
+// with FixedLimit. The output is split among the Pool's threads by tiles
+// of C, never the depth, so the result is bit-identical for any thread
+// count. With the "avx512" kernel (and AVX512DQ) it runs the fused 8 x 48
+// micro-kernel; otherwise the portable Go code, with the same results.
 func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
 	checkFixed(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
 	if m == 0 || n == 0 || k == 0 {
 		return 0
+	}
+	var g0 *Gemm
+	if p != nil {
+		g0 = p.c.gemms[0]
+	} else if fk := fixedKernelFor(supportedKernels()[0]); fk.fn != nil {
+		g0 = New()
+	}
+	if g0 != nil && g0.fixed.fn != nil {
+		return p.fixedGemmTN(g0, m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
 	}
 	parts := 1
 	if p != nil {
@@ -216,6 +228,39 @@ func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32
 	var mx float32
 	for _, v := range maxes {
 		mx = maxAbsNaN(mx, v)
+	}
+	return mx
+}
+
+// fixedGemmTN runs the fused kernel on a grid of parts of C made of whole
+// tiles (splitGrid, as Sgemm), part i with the workspace gemms[i]. A nil
+// Pool runs on g0 alone.
+func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+	scale := float32(math.Ldexp(1, fracBits))
+	mr, nr := g0.fixed.mr, g0.fixed.nr
+	tm, tn := 1, 1
+	if p != nil {
+		tm, tn = splitGrid(m, n, k, mr, nr, p.c.usable(), p.c.minMACs)
+	}
+	if tm*tn == 1 {
+		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, scale, c, ldc)
+	}
+	gemms := p.c.gemms[:tm*tn]
+	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
+	p.For(tm*tn, 1, func(lo, hi int) {
+		for part := lo; part < hi; part++ {
+			g := gemms[part]
+			g.fixedMax = 0
+			i0, i1 := part/tn*mt/tm*mr, min((part/tn+1)*mt/tm*mr, m)
+			j0, j1 := part%tn*nt/tn*nr, min((part%tn+1)*nt/tn*nr, n)
+			if i0 < i1 && j0 < j1 {
+				g.fixedMax = g.fixedGemm(i1-i0, j1-j0, k, block, a[i0:], lda, b[j0:], ldb, scale, c[i0*ldc+j0:], ldc)
+			}
+		}
+	})
+	var mx float32
+	for _, g := range gemms {
+		mx = maxAbsNaN(mx, g.fixedMax)
 	}
 	return mx
 }

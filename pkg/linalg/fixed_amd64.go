@@ -1,0 +1,45 @@
+//go:build amd64
+
+package linalg
+
+import "golang.org/x/sys/cpu"
+
+// fixedKernel8x48AVX512 is the fused fixed-point micro-kernel (8 x 48 tile
+// of int64 C, 24 zmm accumulators). See fixedKernelFunc for the contract.
+// Requires AVX512F and AVX512DQ (VCVTPS2QQ).
+//
+//go:noescape
+func fixedKernel8x48AVX512(k, block int, a, b *float32, c *int64, ldc int, scale float32) float32
+
+// fixedToFloatAVX512 sets dst[i] = float32(src[i]) * inv for i < n, n a
+// multiple of 32. Requires AVX512F and AVX512DQ (VCVTQQ2PS).
+//
+//go:noescape
+func fixedToFloatAVX512(dst *float32, src *int64, n int, inv float32)
+
+// haveAVX512DQ reports whether the AVX-512 fixed-point kernels can run.
+var haveAVX512DQ = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
+
+var fixedAVX512Kernel = fixedKernel{name: KernelAVX512, mr: 8, nr: 48, fn: fixedKernel8x48AVX512}
+
+// fixedKernelFor returns the fused fixed-point kernel that goes with the
+// GEMM micro-kernel k, or one with a nil fn when FixedGemmTN must use the
+// portable Go code (a "generic" or "avx2" Gemm, or no AVX512DQ).
+func fixedKernelFor(k microKernel) fixedKernel {
+	if k.name == KernelAVX512 && haveAVX512DQ {
+		return fixedAVX512Kernel
+	}
+	return fixedKernel{}
+}
+
+// fixedToFloatFast converts the longest prefix of src it can (a multiple
+// of 32 elements) into dst and returns its length.
+func fixedToFloatFast(dst []float32, src []int64, inv float32) int {
+	n := len(src) &^ 31
+	if !haveAVX512DQ || n == 0 {
+		return 0
+	}
+	_ = dst[n-1]
+	fixedToFloatAVX512(&dst[0], &src[0], n, inv)
+	return n
+}
