@@ -6,71 +6,88 @@
 // reversed from Intel's: VFMADD231PS b, a, acc means acc += a*b.
 
 // ---------------------------------------------------------------------------
-// fixedKernel8x48AVX512: the fused FMA-chain / convert / accumulate kernel.
-//
-// Registers: Z0..Z23 accumulate one block (row r of the tile uses
-// Z(3r)..Z(3r+2)), Z24..Z26 hold one row of packed B, Z27..Z28 take
-// broadcasts of packed A, Z29 = 0x7fffffff (abs mask), Z30 = 2^fracBits
-// (float32), Z31 = running max of |s| as unsigned bit patterns. During the
-// conversion at a block's end Z24..Z28 are scratch.
+// fixedKernel8x48AVX512: the fused FMA-chain / convert / accumulate
+// kernel, software-pipelined. For each block of block depth steps it runs
+// the FMA chains of the 8 x 48 tile from zeroed accumulators. At a block's
+// end the accumulators are only max-tracked, scaled and spilled to a
+// 64-byte aligned scratch in the frame (R14); their conversion to int64
+// (VCVTPS2QQ: round to nearest even under Go's default MXCSR) and addition
+// into C run from memory, two tile rows per 4 depth steps, interleaved
+// with the FMAs of the next block, where they use pipes the FMAs leave
+// idle (converting in one burst at the block's end cost about 25% of the
+// FMA throughput at block 16, this about 15%). VCVTPS2QQ reads its 8
+// floats from memory, so no lane extraction is needed. R13 counts the tile
+// rows still pending, R11 and R12 point to the next pending row in the
+// scratch and in C. Short blocks (under 16 steps) convert the rest at
+// their end.
 //
 // The max uses integer VPMAXUD on sign-cleared bit patterns: for
 // non-negative floats the bit patterns order like the values, and every
 // NaN pattern is above +Inf, so a NaN anywhere makes the max a NaN.
 //
-// GP: CX depth steps left, R9 block, R10 steps of the current block,
-// SI packed A, DX packed B, DI C tile, R8 ldc*8, AX C row pointer.
+// Registers: Z0..Z23 accumulators, Z24..Z26 one row of B, Z27 broadcasts
+// of A (renaming makes one register enough), Z28 scratch, Z29 abs mask,
+// Z30 fracBits<<23 (int32), Z31 max bits.
 
 #define FMA3_F(bc, r0, r1, r2) \
 	VFMADD231PS Z24, bc, r0; \
 	VFMADD231PS Z25, bc, r1; \
 	VFMADD231PS Z26, bc, r2
 
-#define STEP_F(aoff, boff) \
+#define STEP_P(aoff, boff) \
 	VMOVUPS (boff)(DX), Z24; \
 	VMOVUPS (boff+64)(DX), Z25; \
 	VMOVUPS (boff+128)(DX), Z26; \
 	VBROADCASTSS (aoff)(SI), Z27; \
-	VBROADCASTSS (aoff+4)(SI), Z28; \
 	FMA3_F(Z27, Z0, Z1, Z2); \
+	VBROADCASTSS (aoff+4)(SI), Z27; \
+	FMA3_F(Z27, Z3, Z4, Z5); \
 	VBROADCASTSS (aoff+8)(SI), Z27; \
-	FMA3_F(Z28, Z3, Z4, Z5); \
-	VBROADCASTSS (aoff+12)(SI), Z28; \
 	FMA3_F(Z27, Z6, Z7, Z8); \
+	VBROADCASTSS (aoff+12)(SI), Z27; \
+	FMA3_F(Z27, Z9, Z10, Z11); \
 	VBROADCASTSS (aoff+16)(SI), Z27; \
-	FMA3_F(Z28, Z9, Z10, Z11); \
-	VBROADCASTSS (aoff+20)(SI), Z28; \
 	FMA3_F(Z27, Z12, Z13, Z14); \
+	VBROADCASTSS (aoff+20)(SI), Z27; \
+	FMA3_F(Z27, Z15, Z16, Z17); \
 	VBROADCASTSS (aoff+24)(SI), Z27; \
-	FMA3_F(Z28, Z15, Z16, Z17); \
-	VBROADCASTSS (aoff+28)(SI), Z28; \
 	FMA3_F(Z27, Z18, Z19, Z20); \
-	FMA3_F(Z28, Z21, Z22, Z23)
+	VBROADCASTSS (aoff+28)(SI), Z27; \
+	FMA3_F(Z27, Z21, Z22, Z23)
 
-// One accumulator (16 block sums, zacc/yacc its zmm/ymm names) at int64
-// offset off of the C row at AX: max |s|, scale, convert 2 x 8 lanes to
-// int64 (VCVTPS2QQ rounds to nearest even under Go's default MXCSR), add
-// into C.
-#define CONV1_F(zacc, yacc, off) \
+// Convert 8 spilled (scaled) floats at soff(R11) and add them to the 8
+// int64 at coff(R12).
+#define CVT8_P(soff, coff) \
+	VCVTPS2QQ (soff)(R11), Z28; \
+	VPADDQ (coff)(R12), Z28, Z28; \
+	VMOVDQU64 Z28, (coff)(R12)
+
+// One pending tile row: 48 values.
+#define CONVROW_P \
+	CVT8_P(0, 0); \
+	CVT8_P(32, 64); \
+	CVT8_P(64, 128); \
+	CVT8_P(96, 192); \
+	CVT8_P(128, 256); \
+	CVT8_P(160, 320); \
+	ADDQ $192, R11; \
+	ADDQ R8, R12
+
+// Spill one accumulator: max |s|, scale, store at off(R14). The scaling
+// adds fracBits to the exponent field with an integer add (VPADDD; a
+// VMULPS would take a slot of the FMA pipes): exact for normal s as long
+// as s*2^fracBits < 2^128 (no exponent overflow), and a zero or subnormal s becomes a value below
+// 2^-64 (fracBits <= 62) that converts to 0 like the exact product. Past
+// 2^128 the result is garbage, but then s is far beyond FixedLimit (any C
+// is allowed) and the max, taken before scaling, is still exact.
+#define SPILL_P(zacc, off) \
 	VPANDD Z29, zacc, Z24; \
 	VPMAXUD Z24, Z31, Z31; \
-	VMULPS Z30, zacc, zacc; \
-	VEXTRACTF32X8 $1, zacc, Y25; \
-	VCVTPS2QQ yacc, Z26; \
-	VCVTPS2QQ Y25, Z27; \
-	VPADDQ (off)(AX), Z26, Z26; \
-	VPADDQ (off+64)(AX), Z27, Z27; \
-	VMOVDQU64 Z26, (off)(AX); \
-	VMOVDQU64 Z27, (off+64)(AX)
-
-#define CONVROW_F(z0, y0, z1, y1, z2, y2) \
-	CONV1_F(z0, y0, 0); \
-	CONV1_F(z1, y1, 128); \
-	CONV1_F(z2, y2, 256); \
-	ADDQ R8, AX
+	VPADDD Z30, zacc, zacc; \
+	VMOVAPS zacc, (off)(R14)
 
 // func fixedKernel8x48AVX512(k, block int, a, b *float32, c *int64, ldc int, scale float32) float32
-TEXT ·fixedKernel8x48AVX512(SB), NOSPLIT, $0-60
+TEXT ·fixedKernel8x48AVX512(SB), 0, $1600-60
 	MOVQ k+0(FP), CX
 	MOVQ block+8(FP), R9
 	MOVQ a+16(FP), SI
@@ -78,12 +95,17 @@ TEXT ·fixedKernel8x48AVX512(SB), NOSPLIT, $0-60
 	MOVQ c+32(FP), DI
 	MOVQ ldc+40(FP), R8
 	SHLQ $3, R8
+	LEAQ 64(SP), R14
+	ANDQ $~63, R14
+	XORQ R13, R13
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z29
-	VBROADCASTSS scale+48(FP), Z30
+	MOVL scale+48(FP), AX
+	SUBL $0x3f800000, AX // bits(2^fracBits) - bits(1) = fracBits<<23
+	VPBROADCASTD AX, Z30
 	VPXORD Z31, Z31, Z31
 
-blockF:
+blockP:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -109,7 +131,6 @@ blockF:
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
 
-	// R10 = min(block, CX) steps in this block.
 	MOVQ R9, R10
 	CMPQ CX, R10
 	CMOVQLT CX, R10
@@ -119,43 +140,87 @@ blockF:
 	SHRQ $2, BX
 	ANDQ $3, R10
 	TESTQ BX, BX
-	JZ   tailF
+	JZ   tailP
 
-loop4F:
-	STEP_F(0, 0)
-	STEP_F(32, 192)
-	STEP_F(64, 384)
-	STEP_F(96, 576)
+loop4P:
+	TESTQ R13, R13
+	JZ    plain4P
+	STEP_P(0, 0)
+	CONVROW_P
+	STEP_P(32, 192)
+	STEP_P(64, 384)
+	CONVROW_P
+	STEP_P(96, 576)
+	SUBQ $2, R13
+	JMP  next4P
+
+plain4P:
+	STEP_P(0, 0)
+	STEP_P(32, 192)
+	STEP_P(64, 384)
+	STEP_P(96, 576)
+
+next4P:
 	ADDQ $128, SI
 	ADDQ $768, DX
 	DECQ BX
-	JNZ  loop4F
+	JNZ  loop4P
 
-tailF:
+tailP:
 	TESTQ R10, R10
-	JZ    convF
+	JZ    flushP
 
-loop1F:
-	STEP_F(0, 0)
+loop1P:
+	STEP_P(0, 0)
 	ADDQ $32, SI
 	ADDQ $192, DX
 	DECQ R10
-	JNZ  loop1F
+	JNZ  loop1P
 
-convF:
-	MOVQ DI, AX
-	CONVROW_F(Z0, Y0, Z1, Y1, Z2, Y2)
-	CONVROW_F(Z3, Y3, Z4, Y4, Z5, Y5)
-	CONVROW_F(Z6, Y6, Z7, Y7, Z8, Y8)
-	CONVROW_F(Z9, Y9, Z10, Y10, Z11, Y11)
-	CONVROW_F(Z12, Y12, Z13, Y13, Z14, Y14)
-	CONVROW_F(Z15, Y15, Z16, Y16, Z17, Y17)
-	CONVROW_F(Z18, Y18, Z19, Y19, Z20, Y20)
-	CONVROW_F(Z21, Y21, Z22, Y22, Z23, Y23)
+flushP:
+	// Rows of the previous block not converted yet (short blocks).
+	TESTQ R13, R13
+	JZ    spillP
+	CONVROW_P
+	DECQ R13
+	JMP  flushP
+
+spillP:
+	SPILL_P(Z0, 0)
+	SPILL_P(Z1, 64)
+	SPILL_P(Z2, 128)
+	SPILL_P(Z3, 192)
+	SPILL_P(Z4, 256)
+	SPILL_P(Z5, 320)
+	SPILL_P(Z6, 384)
+	SPILL_P(Z7, 448)
+	SPILL_P(Z8, 512)
+	SPILL_P(Z9, 576)
+	SPILL_P(Z10, 640)
+	SPILL_P(Z11, 704)
+	SPILL_P(Z12, 768)
+	SPILL_P(Z13, 832)
+	SPILL_P(Z14, 896)
+	SPILL_P(Z15, 960)
+	SPILL_P(Z16, 1024)
+	SPILL_P(Z17, 1088)
+	SPILL_P(Z18, 1152)
+	SPILL_P(Z19, 1216)
+	SPILL_P(Z20, 1280)
+	SPILL_P(Z21, 1344)
+	SPILL_P(Z22, 1408)
+	SPILL_P(Z23, 1472)
+	MOVQ R14, R11
+	MOVQ DI, R12
+	MOVQ $8, R13
 	TESTQ CX, CX
-	JNZ   blockF
+	JNZ   blockP
 
-	// Horizontal unsigned max of Z31's 16 lanes.
+lastP:
+	CONVROW_P
+	DECQ R13
+	JNZ  lastP
+
 	VMOVDQA64 Z31, Z0
 	VEXTRACTI64X4 $1, Z0, Y1
 	VPMAXUD Y1, Y0, Y0

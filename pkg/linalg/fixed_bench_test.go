@@ -42,3 +42,34 @@ func BenchmarkFixedGemmTN(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFixedMicroKernel measures the fused fixed-point kernel alone on
+// cache-resident packed panels (the ceiling of FixedGemmTN), beside the
+// float GEMM kernel of the same tile at the same depth.
+func BenchmarkFixedMicroKernel(b *testing.B) {
+	fk := fixedKernelFor(supportedKernels()[0])
+	if fk.fn == nil {
+		b.Skip("no fused fixed-point kernel on this CPU")
+	}
+	for _, kc := range []int{64, 256} {
+		ap := randMat(rand.New(rand.NewPCG(1, 2)), kc, fk.mr, 1)
+		bp := randMat(rand.New(rand.NewPCG(3, 4)), kc, fk.nr, 1)
+		flops := 2 * float64(fk.mr*fk.nr*kc)
+		b.Run(fmt.Sprintf("kc=%d/op=sgemm", kc), func(b *testing.B) {
+			c := make([]float32, fk.mr*fk.nr)
+			for b.Loop() {
+				avx512Kernel.fn(kc, &ap[0], &bp[0], &c[0], fk.nr, 1, 1)
+			}
+			b.ReportMetric(flops*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "GFLOP/s")
+		})
+		for _, block := range []int{16, 32} {
+			b.Run(fmt.Sprintf("kc=%d/op=fixed/block=%d", kc, block), func(b *testing.B) {
+				c := make([]int64, fk.mr*fk.nr)
+				for b.Loop() {
+					fk.fn(kc, block, &ap[0], &bp[0], &c[0], fk.nr, 1<<20)
+				}
+				b.ReportMetric(flops*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "GFLOP/s")
+			})
+		}
+	}
+}
