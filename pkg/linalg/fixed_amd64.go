@@ -9,7 +9,7 @@ import "golang.org/x/sys/cpu"
 // Requires AVX512F and AVX512DQ (VCVTPS2QQ).
 //
 //go:noescape
-func fixedKernel8x48AVX512(k, block int, a, b *float32, c *int64, ldc int, scale float32) float32
+func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
 
 // fixedToFloatAVX512 sets dst[i] = float32(src[i]) * inv for i < n, n a
 // multiple of 32. Requires AVX512F and AVX512DQ (VCVTQQ2PS).

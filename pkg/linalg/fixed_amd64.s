@@ -19,7 +19,9 @@
 // floats from memory, so no lane extraction is needed. R13 counts the tile
 // rows still pending, R11 and R12 point to the next pending row in the
 // scratch and in C. Short blocks (under 16 steps) convert the rest at
-// their end.
+// their end. One call runs tiles tiles down a column of C (consecutive A
+// panels, the same B panel), so the pipeline also carries the last
+// block's conversion of one tile into the first block of the next.
 //
 // The max uses integer VPMAXUD on sign-cleared bit patterns: for
 // non-negative floats the bit patterns order like the values, and every
@@ -86,24 +88,33 @@
 	VPADDD Z30, zacc, zacc; \
 	VMOVAPS zacc, (off)(R14)
 
-// func fixedKernel8x48AVX512(k, block int, a, b *float32, c *int64, ldc int, scale float32) float32
-TEXT ·fixedKernel8x48AVX512(SB), 0, $1600-60
-	MOVQ k+0(FP), CX
+// func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+//
+// Frame: 0(SP) counts the tiles left; the scratch is the 64-byte aligned
+// 1536 bytes at R14 = (SP+72) &^ 63, within SP+16 .. SP+1608.
+TEXT ·fixedKernel8x48AVX512(SB), 0, $1608-68
 	MOVQ block+8(FP), R9
-	MOVQ a+16(FP), SI
-	MOVQ b+24(FP), DX
-	MOVQ c+32(FP), DI
-	MOVQ ldc+40(FP), R8
+	MOVQ tiles+16(FP), AX
+	MOVQ AX, 0(SP)
+	MOVQ a+24(FP), SI
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), R8
 	SHLQ $3, R8
-	LEAQ 64(SP), R14
+	LEAQ 72(SP), R14
 	ANDQ $~63, R14
 	XORQ R13, R13
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z29
-	MOVL scale+48(FP), AX
+	MOVL scale+56(FP), AX
 	SUBL $0x3f800000, AX // bits(2^fracBits) - bits(1) = fracBits<<23
 	VPBROADCASTD AX, Z30
 	VPXORD Z31, Z31, Z31
+
+tileP:
+	// Next tile: SI already points to its A panel (the panels are
+	// consecutive), B restarts, DI is its top-left element of C.
+	MOVQ k+0(FP), CX
+	MOVQ b+32(FP), DX
 
 blockP:
 	VPXORD Z0, Z0, Z0
@@ -215,6 +226,9 @@ spillP:
 	MOVQ $8, R13
 	TESTQ CX, CX
 	JNZ   blockP
+	LEAQ (DI)(R8*8), DI // 8 rows down
+	DECQ 0(SP)
+	JNZ  tileP
 
 lastP:
 	CONVROW_P
@@ -230,7 +244,7 @@ lastP:
 	VPMAXUD X1, X0, X0
 	VPSHUFD $0xb1, X0, X1
 	VPMAXUD X1, X0, X0
-	VMOVSS X0, ret+56(FP)
+	VMOVSS X0, ret+64(FP)
 	VZEROUPPER
 	RET
 

@@ -3,13 +3,15 @@ package linalg
 import "math"
 
 // fixedKernelFunc is the contract of the fused fixed-point micro-kernels:
-// for one mr x nr tile of int64 C (c points to its top-left element, row
-// stride ldc) and every block of block depth steps of the k steps of the
-// packed panels a (k groups of mr floats) and b (k groups of nr floats),
-// the kernel runs the float32 FMA chain of each element from +0, adds
-// RNE(s * scale) to C (scale = 2^fracBits) and returns the largest |s| of
-// the tile (NaN if any s was NaN). k >= 1, block >= 1.
-type fixedKernelFunc func(k, block int, a, b *float32, c *int64, ldc int, scale float32) float32
+// for tiles mr x nr tiles of int64 C, one below the other (c points to the
+// first one's top-left element, row stride ldc), and every block of block
+// depth steps of the k steps of their packed panels (tiles consecutive A
+// panels of k groups of mr floats at a; one B panel of k groups of nr
+// floats at b), the kernel runs the float32 FMA chain of each element from
+// +0, adds RNE(s * scale) to C (scale = 2^fracBits) and returns the
+// largest |s| (NaN if any s was NaN). k, block, tiles >= 1. Where
+// s*scale does not fit int64 the value added is unspecified.
+type fixedKernelFunc func(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
 
 // fixedKernel describes one fused fixed-point micro-kernel.
 type fixedKernel struct {
@@ -62,19 +64,22 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 					if ic == 0 {
 						packCols(bp, b[pc*ldb+jc+jr:], ldb, cols, nr, kc)
 					}
-					for ir := 0; ir < mc; ir += mr {
+					ir := 0
+					if full := mc / mr; cols == nr && full > 0 {
+						// All full tiles of the column in one call.
+						ci := ic*ldc + jc + jr
+						_ = c[ci+(full*mr-1)*ldc+nr-1]
+						mx = maxAbsNaN(mx, fk.fn(kc, block, full, &g.abuf[0], &bp[0], &c[ci], ldc, scale))
+						ir = full * mr
+					}
+					for ; ir < mc; ir += mr {
 						rows := min(mr, mc-ir)
 						ap := g.abuf[(ir/mr)*kc*mr : (ir/mr+1)*kc*mr]
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							_ = c[ci+(mr-1)*ldc+nr-1]
-							mx = maxAbsNaN(mx, fk.fn(kc, block, &ap[0], &bp[0], &c[ci], ldc, scale))
-							continue
-						}
 						// Partial tile: a full tile into zeroed scratch, then
 						// only the valid part is added to C.
 						clear(tile)
-						tmx := fk.fn(kc, block, &ap[0], &bp[0], &tile[0], nr, scale)
+						tmx := fk.fn(kc, block, 1, &ap[0], &bp[0], &tile[0], nr, scale)
 						for r := range rows {
 							cr := c[ci+r*ldc : ci+r*ldc+cols]
 							for j, v := range tile[r*nr : r*nr+cols] {
