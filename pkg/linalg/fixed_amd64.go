@@ -17,6 +17,12 @@ func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int
 //go:noescape
 func fixedToFloatAVX512(dst *float32, src *int64, n int, inv float32)
 
+// fixedColumnSumsAVX512 is FixedColumnSums on the first cols columns, cols
+// a multiple of 16, rows >= 1. Requires AVX512F and AVX512DQ.
+//
+//go:noescape
+func fixedColumnSumsAVX512(rows, cols, block int, a *float32, lda int, c *int64, scale float32) float32
+
 // haveAVX512DQ reports whether the AVX-512 fixed-point kernels can run.
 var haveAVX512DQ = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
 
@@ -42,4 +48,17 @@ func fixedToFloatFast(dst []float32, src []int64, inv float32) int {
 	_ = dst[n-1]
 	fixedToFloatAVX512(&dst[0], &src[0], n, inv)
 	return n
+}
+
+// fixedColumnSumsFast runs FixedColumnSums on the longest prefix of the
+// columns it can (a multiple of 16) and returns that prefix's length and
+// the max |s| over it.
+func fixedColumnSumsFast(rows, cols, block int, a []float32, lda int, scale float32, c []int64) (int, float32) {
+	n := cols &^ 15
+	if !haveAVX512DQ || n == 0 || rows == 0 {
+		return 0, 0
+	}
+	_ = a[(rows-1)*lda+n-1]
+	_ = c[n-1]
+	return n, fixedColumnSumsAVX512(rows, n, block, &a[0], lda, &c[0], scale)
 }

@@ -281,3 +281,113 @@ loopTF:
 doneTF:
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------------------
+// func fixedColumnSumsAVX512(rows, cols, block int, a *float32, lda int, c *int64, scale float32) float32
+//
+// FixedColumnSums for cols a multiple of 16 and rows >= 1: for each block
+// of rows and each column, s = +0; s += a[r][j] for r ascending (VADDPS,
+// the same single rounding as Go's float32 add); max |s|; c[j] +=
+// RNE(s * scale). Columns go 64 at a time (4 independent add chains), then
+// 16 at a time. Requires AVX512F and AVX512DQ.
+//
+// Registers: CX rows left, R9 block, R10 rows of the current block, SI its
+// first row, DX the current column group in it, AX the row walk, R11 rows
+// left in the walk, BX columns left, DI the current group in c, R8 lda*4,
+// Z29 abs mask, Z30 scale, Z31 max bits, Z24..Z27 scratch.
+
+#define CONVC(zacc, yacc, off) \
+	VPANDD Z29, zacc, Z24; \
+	VPMAXUD Z24, Z31, Z31; \
+	VMULPS Z30, zacc, zacc; \
+	VEXTRACTF32X8 $1, zacc, Y25; \
+	VCVTPS2QQ yacc, Z26; \
+	VCVTPS2QQ Y25, Z27; \
+	VPADDQ (off)(DI), Z26, Z26; \
+	VPADDQ (off+64)(DI), Z27, Z27; \
+	VMOVDQU64 Z26, (off)(DI); \
+	VMOVDQU64 Z27, (off+64)(DI)
+
+TEXT ·fixedColumnSumsAVX512(SB), NOSPLIT, $0-60
+	MOVQ rows+0(FP), CX
+	MOVQ block+16(FP), R9
+	MOVQ a+24(FP), SI
+	MOVQ lda+32(FP), R8
+	SHLQ $2, R8
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z29
+	VBROADCASTSS scale+48(FP), Z30
+	VPXORD Z31, Z31, Z31
+
+blkC:
+	MOVQ R9, R10
+	CMPQ CX, R10
+	CMOVQLT CX, R10
+	SUBQ R10, CX
+	MOVQ cols+8(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ SI, DX
+
+chunk4C:
+	CMPQ BX, $64
+	JLT  chunk1C
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, AX
+	MOVQ R10, R11
+
+row4C:
+	VADDPS (AX), Z0, Z0
+	VADDPS 64(AX), Z1, Z1
+	VADDPS 128(AX), Z2, Z2
+	VADDPS 192(AX), Z3, Z3
+	ADDQ R8, AX
+	DECQ R11
+	JNZ  row4C
+	CONVC(Z0, Y0, 0)
+	CONVC(Z1, Y1, 128)
+	CONVC(Z2, Y2, 256)
+	CONVC(Z3, Y3, 384)
+	ADDQ $256, DX
+	ADDQ $512, DI
+	SUBQ $64, BX
+	JMP  chunk4C
+
+chunk1C:
+	TESTQ BX, BX
+	JZ    nextC
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, AX
+	MOVQ R10, R11
+
+row1C:
+	VADDPS (AX), Z0, Z0
+	ADDQ R8, AX
+	DECQ R11
+	JNZ  row1C
+	CONVC(Z0, Y0, 0)
+	ADDQ $64, DX
+	ADDQ $128, DI
+	SUBQ $16, BX
+	JMP  chunk1C
+
+nextC:
+	IMULQ R8, R10
+	ADDQ R10, SI
+	TESTQ CX, CX
+	JNZ   blkC
+
+	VMOVDQA64 Z31, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPMAXUD Y1, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPMAXUD X1, X0, X0
+	VPSHUFD $0x4e, X0, X1
+	VPMAXUD X1, X0, X0
+	VPSHUFD $0xb1, X0, X1
+	VPMAXUD X1, X0, X0
+	VMOVSS X0, ret+56(FP)
+	VZEROUPPER
+	RET

@@ -324,3 +324,75 @@ func TestFixedToFloatMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// columnSumsRef is FixedColumnSums written out element by element.
+func columnSumsRef(rows, cols, block int, a []float32, lda int, frac int, c []int64) float32 {
+	var mx float32
+	for j := range cols {
+		for r0 := 0; r0 < rows; r0 += block {
+			var s float32
+			for r := r0; r < min(r0+block, rows); r++ {
+				s += a[r*lda+j]
+			}
+			mx = maxAbsNaN(mx, s)
+			c[j] += int64(math.RoundToEven(float64(s) * math.Ldexp(1, frac)))
+		}
+	}
+	return mx
+}
+
+func TestFixedColumnSumsMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	type csCase struct {
+		rows, cols, block, frac, pad int
+		scale                        float32
+		halves                       bool
+		special                      float64 // placed at row 1, last column, when nonzero
+	}
+	var cases []csCase
+	for _, cols := range []int{1, 15, 16, 17, 64, 65, 100, 1000} {
+		for _, rows := range []int{0, 1, 5, 16, 33, 256} {
+			for _, block := range []int{1, 16, 32} {
+				cases = append(cases, csCase{rows: rows, cols: cols, block: block, frac: 32, pad: cols % 3, scale: 1})
+			}
+		}
+	}
+	cases = append(cases,
+		csCase{rows: 40, cols: 80, block: 16, frac: 0, scale: 8, halves: true},
+		csCase{rows: 40, cols: 80, block: 16, frac: 40, scale: 0.01},
+		csCase{rows: 40, cols: 80, block: 16, frac: 20, scale: 1e5},
+		csCase{rows: 20, cols: 70, block: 16, frac: 32, scale: 1, special: math.NaN()},
+		csCase{rows: 20, cols: 64, block: 16, frac: 32, scale: 1, special: math.Inf(-1)},
+		csCase{rows: 20, cols: 64, block: 16, frac: 32, scale: 1e30},
+	)
+	for _, tc := range cases {
+		lda := tc.cols + tc.pad
+		a := randMat(r, max(tc.rows, 1), lda, tc.scale)
+		if tc.halves {
+			for i := range a {
+				a[i] = float32(math.Round(float64(a[i]))) / 2
+			}
+		}
+		if tc.special != 0 && tc.rows > 1 {
+			a[lda+tc.cols-1] = float32(tc.special)
+		}
+		want := make([]int64, tc.cols)
+		for i := range want {
+			want[i] = int64(r.Uint64()>>24) - 1<<39
+		}
+		got := append([]int64(nil), want...)
+		wmax := columnSumsRef(tc.rows, tc.cols, tc.block, a, lda, tc.frac, want)
+		gmax := FixedColumnSums(tc.rows, tc.cols, tc.block, a, lda, tc.frac, got)
+		if math.Float32bits(gmax) != math.Float32bits(wmax) && !(gmax != gmax && wmax != wmax) {
+			t.Errorf("%+v: max %g, reference %g", tc, gmax, wmax)
+		}
+		if !(float64(wmax) < FixedLimit(tc.frac, (tc.rows+tc.block-1)/tc.block)) {
+			continue
+		}
+		for j := range got {
+			if got[j] != want[j] {
+				t.Fatalf("%+v: column %d is %d, reference %d", tc, j, got[j], want[j])
+			}
+		}
+	}
+}
