@@ -235,8 +235,8 @@ func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32
 }
 
 // fixedGemmTN runs the fused kernel on a grid of parts of C made of whole
-// tiles (splitGrid, as Sgemm), part i with the workspace gemms[i]. A nil
-// Pool runs on g0 alone.
+// tiles (splitGrid, as Sgemm), part i on thread i with the workspace
+// gemms[i] (see runPart). A nil Pool runs on g0 alone.
 func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
 	scale := float32(math.Ldexp(1, fracBits))
 	mr, nr := g0.fixed.mr, g0.fixed.nr
@@ -247,21 +247,16 @@ func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b
 	if tm*tn == 1 {
 		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, scale, c, ldc)
 	}
-	gemms := p.c.gemms[:tm*tn]
-	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
-	p.For(tm*tn, 1, func(lo, hi int) {
-		for part := lo; part < hi; part++ {
-			g := gemms[part]
-			g.fixedMax = 0
-			i0, i1 := part/tn*mt/tm*mr, min((part/tn+1)*mt/tm*mr, m)
-			j0, j1 := part%tn*nt/tn*nr, min((part%tn+1)*nt/tn*nr, n)
-			if i0 < i1 && j0 < j1 {
-				g.fixedMax = g.fixedGemm(i1-i0, j1-j0, k, block, a[i0:], lda, b[j0:], ldb, scale, c[i0*ldc+j0:], ldc)
-			}
-		}
-	})
+	pc := p.c
+	pc.job = poolJob{
+		kind: jobFixed, parts: tm * tn,
+		m: m, nn: n, k: k, block: block, scale: scale,
+		a: a, b: b, ci: c, lda: lda, ldb: ldb, ldc: ldc,
+		tm: tm, tn: tn, mt: (m + mr - 1) / mr, nt: (n + nr - 1) / nr,
+	}
+	pc.run()
 	var mx float32
-	for _, g := range gemms {
+	for _, g := range pc.gemms[:tm*tn] {
 		mx = maxAbsNaN(mx, g.fixedMax)
 	}
 	return mx
