@@ -89,6 +89,11 @@
 // turn an Inf input into a NaN (0*Inf), an edge tile whose max is not
 // finite has its max recomputed in Go over its valid part. The threads
 // split C into whole tiles as for Sgemm, never the depth.
+// Pools on the "avx2" kernel get a 6 x 16 AVX2 fixed-point kernel: AVX2
+// cannot convert floats to int64, so it rounds in float64 by adding
+// 1.5*2^52, exact for |s*2^fracBits| < 2^51; every tile goes through the
+// scratch tile and one beyond that range is redone in Go (about 0.5-0.65
+// of the AVX2 Sgemm). "generic" Pools use the portable Go code.
 // FixedColumnSums and FixedToFloat have AVX-512 loops (VADDPS in row
 // order; VCVTQQ2PS) that give the same bits as their Go loops.
 //

@@ -198,7 +198,8 @@ func FMA32(x, y, z float32) float32 {
 // with FixedLimit. The output is split among the Pool's threads by tiles
 // of C, never the depth, so the result is bit-identical for any thread
 // count. With the "avx512" kernel (and AVX512DQ) it runs the fused 8 x 48
-// micro-kernel; otherwise the portable Go code, with the same results.
+// micro-kernel, with "avx2" a 6 x 16 one, with "generic" the portable Go
+// code; all give the same results.
 func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
 	checkFixed(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
 	if m == 0 || n == 0 || k == 0 {
@@ -238,19 +239,18 @@ func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32
 // tiles (splitGrid, as Sgemm), part i on thread i with the workspace
 // gemms[i] (see runPart). A nil Pool runs on g0 alone.
 func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
-	scale := float32(math.Ldexp(1, fracBits))
 	mr, nr := g0.fixed.mr, g0.fixed.nr
 	tm, tn := 1, 1
 	if p != nil {
 		tm, tn = splitGrid(m, n, k, mr, nr, p.c.usable(), p.c.minMACs)
 	}
 	if tm*tn == 1 {
-		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, scale, c, ldc)
+		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
 	}
 	pc := p.c
 	pc.job = poolJob{
 		kind: jobFixed, parts: tm * tn,
-		m: m, nn: n, k: k, block: block, scale: scale,
+		m: m, nn: n, k: k, block: block, fracBits: fracBits,
 		a: a, b: b, ci: c, lda: lda, ldb: ldb, ldc: ldc,
 		tm: tm, tn: tn, mt: (m + mr - 1) / mr, nt: (n + nr - 1) / nr,
 	}

@@ -11,6 +11,13 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
 
+// fixedKernel6x16AVX2 is the fixed-point micro-kernel for AVX2 and FMA
+// (6 x 16 tile, 12 ymm accumulators). Its conversion is exact only for
+// |s*scale| < 2^51 (see fixedKernel.narrow).
+//
+//go:noescape
+func fixedKernel6x16AVX2(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+
 // fixedToFloatAVX512 sets dst[i] = float32(src[i]) * inv for i < n, n a
 // multiple of 32. Requires AVX512F and AVX512DQ (VCVTQQ2PS).
 //
@@ -26,14 +33,21 @@ func fixedColumnSumsAVX512(rows, cols, block int, a *float32, lda int, c *int64,
 // haveAVX512DQ reports whether the AVX-512 fixed-point kernels can run.
 var haveAVX512DQ = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
 
-var fixedAVX512Kernel = fixedKernel{name: KernelAVX512, mr: 8, nr: 48, fn: fixedKernel8x48AVX512}
+var (
+	fixedAVX512Kernel = fixedKernel{name: KernelAVX512, mr: 8, nr: 48, fn: fixedKernel8x48AVX512}
+	fixedAVX2Kernel   = fixedKernel{name: KernelAVX2, mr: 6, nr: 16, fn: fixedKernel6x16AVX2, narrow: true}
+)
 
 // fixedKernelFor returns the fused fixed-point kernel that goes with the
 // GEMM micro-kernel k, or one with a nil fn when FixedGemmTN must use the
-// portable Go code (a "generic" or "avx2" Gemm, or no AVX512DQ).
+// portable Go code (a "generic" Gemm). An "avx512" Gemm on a CPU without
+// AVX512DQ gets the AVX2 kernel.
 func fixedKernelFor(k microKernel) fixedKernel {
-	if k.name == KernelAVX512 && haveAVX512DQ {
+	switch {
+	case k.name == KernelAVX512 && haveAVX512DQ:
 		return fixedAVX512Kernel
+	case k.name != KernelGeneric && cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return fixedAVX2Kernel
 	}
 	return fixedKernel{}
 }

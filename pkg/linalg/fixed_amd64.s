@@ -391,3 +391,162 @@ nextC:
 	VMOVSS X0, ret+56(FP)
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------------------
+// fixedKernel6x16AVX2: the fixed-point kernel for AVX2 + FMA (6 x 16 tile,
+// 12 ymm accumulators, the float kernel's shape). AVX2 has no float to
+// int64 conversion, so at each block's end the sums are widened to
+// float64, scaled (exact) and rounded to an integer by adding 1.5*2^52
+// (round to nearest even at the units digit), and the integer is the low
+// bits minus those of 1.5*2^52. That is exact only for |s*2^fracBits| <
+// 2^51: the caller checks the returned max and redoes a tile beyond that.
+//
+// Registers: Y0..Y11 accumulate (row r uses Y(2r), Y(2r+1)), Y12..Y13 one
+// row of B, Y14 broadcasts of A, Y15 max bits; Y12..Y14 are scratch in the
+// conversion. The frame holds 2^fracBits as float64 at 0(SP) and the tile
+// count at 8(SP).
+
+DATA fixedAbs32<>+0(SB)/8, $0x7fffffff7fffffff
+DATA fixedAbs32<>+8(SB)/8, $0x7fffffff7fffffff
+DATA fixedAbs32<>+16(SB)/8, $0x7fffffff7fffffff
+DATA fixedAbs32<>+24(SB)/8, $0x7fffffff7fffffff
+GLOBL fixedAbs32<>(SB), RODATA|NOPTR, $32
+
+DATA fixedMagic64<>+0(SB)/8, $0x4338000000000000
+DATA fixedMagic64<>+8(SB)/8, $0x4338000000000000
+DATA fixedMagic64<>+16(SB)/8, $0x4338000000000000
+DATA fixedMagic64<>+24(SB)/8, $0x4338000000000000
+GLOBL fixedMagic64<>(SB), RODATA|NOPTR, $32
+
+#define FMA2_F2(bc, r0, r1) \
+	VFMADD231PS Y12, bc, r0; \
+	VFMADD231PS Y13, bc, r1
+
+#define STEP_F2(aoff, boff) \
+	VMOVUPS (boff)(DX), Y12; \
+	VMOVUPS (boff+32)(DX), Y13; \
+	VBROADCASTSS (aoff)(SI), Y14; \
+	FMA2_F2(Y14, Y0, Y1); \
+	VBROADCASTSS (aoff+4)(SI), Y14; \
+	FMA2_F2(Y14, Y2, Y3); \
+	VBROADCASTSS (aoff+8)(SI), Y14; \
+	FMA2_F2(Y14, Y4, Y5); \
+	VBROADCASTSS (aoff+12)(SI), Y14; \
+	FMA2_F2(Y14, Y6, Y7); \
+	VBROADCASTSS (aoff+16)(SI), Y14; \
+	FMA2_F2(Y14, Y8, Y9); \
+	VBROADCASTSS (aoff+20)(SI), Y14; \
+	FMA2_F2(Y14, Y10, Y11)
+
+// One accumulator (8 sums; yacc/xacc its names) into the 8 int64 at
+// off(AX). Y14 = 2^fracBits as float64.
+#define CONV1_F2(yacc, xacc, off) \
+	VANDPS fixedAbs32<>(SB), yacc, Y12; \
+	VPMAXUD Y12, Y15, Y15; \
+	VEXTRACTF128 $1, yacc, X13; \
+	VCVTPS2PD xacc, yacc; \
+	VCVTPS2PD X13, Y13; \
+	VMULPD Y14, yacc, yacc; \
+	VMULPD Y14, Y13, Y13; \
+	VADDPD fixedMagic64<>(SB), yacc, yacc; \
+	VADDPD fixedMagic64<>(SB), Y13, Y13; \
+	VPSUBQ fixedMagic64<>(SB), yacc, yacc; \
+	VPSUBQ fixedMagic64<>(SB), Y13, Y13; \
+	VPADDQ (off)(AX), yacc, yacc; \
+	VPADDQ (off+32)(AX), Y13, Y13; \
+	VMOVDQU yacc, (off)(AX); \
+	VMOVDQU Y13, (off+32)(AX)
+
+#define CONVROW_F2(y0, x0, y1, x1) \
+	CONV1_F2(y0, x0, 0); \
+	CONV1_F2(y1, x1, 64); \
+	ADDQ R8, AX
+
+// func fixedKernel6x16AVX2(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+TEXT ·fixedKernel6x16AVX2(SB), NOSPLIT, $16-68
+	MOVQ block+8(FP), R9
+	MOVQ tiles+16(FP), AX
+	MOVQ AX, 8(SP)
+	MOVQ a+24(FP), SI
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), R8
+	SHLQ $3, R8
+	MOVSS scale+56(FP), X0
+	CVTSS2SD X0, X0
+	MOVSD X0, 0(SP)
+	VPXOR Y15, Y15, Y15
+
+tileA:
+	MOVQ k+0(FP), CX
+	MOVQ b+32(FP), DX
+
+blockA:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	MOVQ R9, R10
+	CMPQ CX, R10
+	CMOVQLT CX, R10
+	SUBQ R10, CX
+
+	MOVQ R10, BX
+	SHRQ $2, BX
+	ANDQ $3, R10
+	TESTQ BX, BX
+	JZ   tailA
+
+loop4A:
+	STEP_F2(0, 0)
+	STEP_F2(24, 64)
+	STEP_F2(48, 128)
+	STEP_F2(72, 192)
+	ADDQ $96, SI
+	ADDQ $256, DX
+	DECQ BX
+	JNZ  loop4A
+
+tailA:
+	TESTQ R10, R10
+	JZ    convA
+
+loop1A:
+	STEP_F2(0, 0)
+	ADDQ $24, SI
+	ADDQ $64, DX
+	DECQ R10
+	JNZ  loop1A
+
+convA:
+	VBROADCASTSD 0(SP), Y14
+	MOVQ DI, AX
+	CONVROW_F2(Y0, X0, Y1, X1)
+	CONVROW_F2(Y2, X2, Y3, X3)
+	CONVROW_F2(Y4, X4, Y5, X5)
+	CONVROW_F2(Y6, X6, Y7, X7)
+	CONVROW_F2(Y8, X8, Y9, X9)
+	CONVROW_F2(Y10, X10, Y11, X11)
+	TESTQ CX, CX
+	JNZ   blockA
+	MOVQ AX, DI // 6 rows down: the next tile
+	DECQ 8(SP)
+	JNZ  tileA
+
+	VEXTRACTI128 $1, Y15, X1
+	VPMAXUD X1, X15, X0
+	VPSHUFD $0x4e, X0, X1
+	VPMAXUD X1, X0, X0
+	VPSHUFD $0xb1, X0, X1
+	VPMAXUD X1, X0, X0
+	VMOVSS X0, ret+64(FP)
+	VZEROUPPER
+	RET

@@ -18,7 +18,14 @@ type fixedKernel struct {
 	name   string
 	mr, nr int
 	fn     fixedKernelFunc // nil: no fused kernel, use fixedGemmTNGo
+	// narrow: the conversion is exact only for |s*scale| < 2^51 (AVX2's
+	// float64 rounding trick). Every tile then goes through the scratch
+	// tile, and a tile whose max exceeds that is redone by fixedGemmTNGo.
+	narrow bool
 }
+
+// narrowLimit bounds |s*scale| for a narrow kernel.
+const narrowLimit = 1 << 51
 
 // fixedBlockSizes is blockSizes for FixedGemmTN: the depth block is a
 // multiple of block (or the whole depth), so that a kernel call never cuts
@@ -37,7 +44,8 @@ func (g *Gemm) fixedBlockSizes(m, n, k, block int) (mcb, ncb, kcb int) {
 // one tile, so the int64 C tile stays in L1 while the blocks add into it.
 // Depth ranges hold whole blocks, and int64 sums are exact, so how the
 // depth is cut does not change the result.
-func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, ldb int, scale float32, c []int64, ldc int) float32 {
+func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+	scale := float32(math.Ldexp(1, fracBits))
 	fk := g.fixed
 	mr, nr := fk.mr, fk.nr
 	mcb, ncb, kcb := g.fixedBlockSizes(m, n, k, block)
@@ -65,7 +73,7 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						packCols(bp, b[pc*ldb+jc+jr:], ldb, cols, nr, kc)
 					}
 					ir := 0
-					if full := mc / mr; cols == nr && full > 0 {
+					if full := mc / mr; cols == nr && full > 0 && !fk.narrow {
 						// All full tiles of the column in one call.
 						ci := ic*ldc + jc + jr
 						_ = c[ci+(full*mr-1)*ldc+nr-1]
@@ -80,6 +88,14 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						// only the valid part is added to C.
 						clear(tile)
 						tmx := fk.fn(kc, block, 1, &ap[0], &bp[0], &tile[0], nr, scale)
+						if fk.narrow && !(float64(tmx)*float64(scale) < narrowLimit) {
+							// Beyond the narrow kernel's exact range (or NaN):
+							// this tile in portable Go, which is exact up to
+							// FixedLimit and gives the exact max.
+							ai, bj := pc*lda+ic+ir, pc*ldb+jc+jr
+							mx = maxAbsNaN(mx, fixedGemmTNGo(rows, cols, kc, block, a[ai:], lda, b[bj:], ldb, fracBits, c[ci:], ldc))
+							continue
+						}
 						for r := range rows {
 							cr := c[ci+r*ldc : ci+r*ldc+cols]
 							for j, v := range tile[r*nr : r*nr+cols] {

@@ -180,6 +180,9 @@ var fixedCases = []fixedCase{
 	{name: "frac 40", m: 19, n: 77, k: 48, block: 16, frac: 40, scaleA: 0.5},
 	{name: "frac 62 tiny", m: 8, n: 48, k: 16, block: 16, frac: 62, scaleA: 1e-10, scaleB: 1e-10},
 	{name: "large", m: 16, n: 96, k: 32, block: 16, frac: 20, scaleA: 1e4, scaleB: 1e4},
+	// |s|*2^40 up to 2^54, within FixedLimit: past the AVX2 kernel's exact
+	// range of 2^51, so its tiles are redone in Go.
+	{name: "beyond 2^51", m: 14, n: 40, k: 32, block: 16, frac: 40, scaleA: 30, scaleB: 30},
 	{name: "strides", m: 12, n: 70, k: 40, block: 16, frac: 32, pad: 5},
 	{name: "mlp-ish", m: 40, n: 784, k: 64, block: 16, frac: 32},
 	{name: "nan", m: 16, n: 96, k: 32, block: 16, frac: 32, special: func(a, b []float32, lda, ldb int) {

@@ -76,9 +76,9 @@ type poolJob struct {
 	tm, tn, mt, nt int
 
 	// jobFixed: also m, nn, k, a, b, lda, ldb, ldc and the grid above.
-	block int
-	scale float32
-	ci    []int64
+	block    int
+	fracBits int
+	ci       []int64
 }
 
 // NewPool returns a Pool of threads threads (at least 1) that uses the
@@ -204,7 +204,7 @@ func (c *poolCore) runPart(i int) {
 		g.fixedMax = 0
 		if i0 < i1 && j0 < j1 {
 			g.fixedMax = g.fixedGemm(i1-i0, j1-j0, j.k, j.block, j.a[i0:], j.lda,
-				j.b[j0:], j.ldb, j.scale, j.ci[i0*j.ldc+j0:], j.ldc)
+				j.b[j0:], j.ldb, j.fracBits, j.ci[i0*j.ldc+j0:], j.ldc)
 		}
 	}
 }
