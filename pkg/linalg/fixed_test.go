@@ -258,6 +258,10 @@ func TestFixedGemmTNKernels(t *testing.T) {
 				checkFixedResult(t, fmt.Sprintf("%s/kernel=%s/threads=%d", tc.name, kern, th), tc, gmax, wmax, got, want)
 			}
 		}
+		var nilPool *Pool // runs on a temporary workspace
+		got := append([]int64(nil), c0...)
+		gmax := nilPool.FixedGemmTN(tc.m, tc.n, tc.k, tc.block, a, lda, b, ldb, tc.frac, got, ldc)
+		checkFixedResult(t, tc.name+"/nil Pool", tc, gmax, wmax, got, want)
 	}
 }
 
