@@ -40,8 +40,9 @@ func (g *Gemm) fixedBlockSizes(m, n, k, block int) (mcb, ncb, kcb int) {
 
 // fixedGemm is FixedGemmTN on one thread with the fused kernel: the
 // blocked loop nest of gemm (A is k x m, so both operands are packed by
-// packCols). Each kernel call covers all the blocks of its depth range for
-// one tile, so the int64 C tile stays in L1 while the blocks add into it.
+// packCols). A kernel call runs all the blocks of its depth range on one
+// tile before it moves to the next tile down, so the int64 C tile stays in
+// L1 while the blocks add into it.
 // Depth ranges hold whole blocks, and int64 sums are exact, so how the
 // depth is cut does not change the result.
 func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
@@ -84,8 +85,9 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						rows := min(mr, mc-ir)
 						ap := g.abuf[(ir/mr)*kc*mr : (ir/mr+1)*kc*mr]
 						ci := (ic+ir)*ldc + jc + jr
-						// Partial tile: a full tile into zeroed scratch, then
-						// only the valid part is added to C.
+						// Partial tile (or any tile of a narrow kernel): a
+						// full tile into zeroed scratch, then only the valid
+						// part is added to C.
 						clear(tile)
 						tmx := fk.fn(kc, block, 1, &ap[0], &bp[0], &tile[0], nr, scale)
 						if fk.narrow && !(float64(tmx)*float64(scale) < narrowLimit) {
