@@ -91,7 +91,9 @@
 // func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
 //
 // Frame: 0(SP) counts the tiles left; the scratch is the 64-byte aligned
-// 1536 bytes at R14 = (SP+72) &^ 63, within SP+16 .. SP+1608.
+// 1536 bytes at R14 = (SP+72) &^ 63, within SP+16 .. SP+1608. (This is an
+// ABI0 function: it may use R14, the ABI wrapper restores g.) Not NOSPLIT:
+// the frame is too large for that, so the prologue checks the stack.
 TEXT ·fixedKernel8x48AVX512(SB), 0, $1608-68
 	MOVQ block+8(FP), R9
 	MOVQ tiles+16(FP), AX
