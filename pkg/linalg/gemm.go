@@ -37,6 +37,10 @@ type Gemm struct {
 	abuf []float32 // packed op(A) block, cache-line aligned
 	bbuf []float32 // packed op(B) block, cache-line aligned
 	tile []float32 // scratch C tile for partial tiles at the edges
+
+	fixed    fixedKernel // fused fixed-point kernel (fn nil: none)
+	itile    []int64     // scratch int64 C tile of FixedGemmTN's partial tiles
+	fixedMax float32     // FixedGemmTN's max |s| of this thread's part
 }
 
 // New returns a Gemm that uses the fastest micro-kernel the CPU supports.
@@ -74,6 +78,7 @@ func newGemm(k microKernel) *Gemm {
 		aBytes: defaultABytes,
 		bBytes: defaultBBytes,
 		tile:   make([]float32, k.mr*k.nr),
+		fixed:  fixedKernelFor(k),
 	}
 }
 

@@ -54,6 +54,7 @@ type jobKind int
 const (
 	jobLoop jobKind = iota
 	jobGemm
+	jobFixed // FixedGemmTN with the fused kernel
 )
 
 // poolJob describes one parallel call, split into parts (one per thread).
@@ -73,6 +74,11 @@ type poolJob struct {
 	a, b, cc       []float32
 	lda, ldb, ldc  int
 	tm, tn, mt, nt int
+
+	// jobFixed: also m, nn, k, a, b, lda, ldb, ldc and the grid above.
+	block    int
+	fracBits int
+	ci       []int64
 }
 
 // NewPool returns a Pool of threads threads (at least 1) that uses the
@@ -187,6 +193,19 @@ func (c *poolCore) runPart(i int) {
 		}
 		g.gemm(j.transA, j.transB, i1-i0, j1-j0, j.k, j.alpha, j.a[aoff:], j.lda,
 			j.b[boff:], j.ldb, j.beta, j.cc[i0*j.ldc+j0:], j.ldc)
+	case jobFixed:
+		// As jobGemm with A transposed and B not; the part's max goes to
+		// its workspace for the caller to combine.
+		g := c.gemms[i]
+		mr, nr := g.fixed.mr, g.fixed.nr
+		pi, pj := i/j.tn, i%j.tn
+		i0, i1 := pi*j.mt/j.tm*mr, min((pi+1)*j.mt/j.tm*mr, j.m)
+		j0, j1 := pj*j.nt/j.tn*nr, min((pj+1)*j.nt/j.tn*nr, j.nn)
+		g.fixedMax = 0
+		if i0 < i1 && j0 < j1 {
+			g.fixedMax = g.fixedGemm(i1-i0, j1-j0, j.k, j.block, j.a[i0:], j.lda,
+				j.b[j0:], j.ldb, j.fracBits, j.ci[i0*j.ldc+j0:], j.ldc)
+		}
 	}
 }
 
