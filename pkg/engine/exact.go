@@ -124,10 +124,10 @@ func FinishExact(net *model.Network, limit float64) (Totals, error) {
 	t := Totals{LossSum: fixedValue(head[headLoss], e.FracBits), Correct: int(head[headCorrect]), Count: int(head[headCount])}
 	switch {
 	case head[headNonFinite] != 0:
-		return t, fmt.Errorf("gradient or loss: %d shards of the step have a block sum that is NaN or infinite: %w", head[headNonFinite], model.ErrNonFinite)
+		return t, fmt.Errorf("gradient or loss: a block sum is NaN or infinite (in %d of the step's shards): %w", head[headNonFinite], model.ErrNonFinite)
 	case head[headOverflow] != 0:
-		return t, fmt.Errorf("exact reduction: %d shards of the step have a block sum of magnitude %.3g or more, outside the fixed-point range (%d fractional bits): use fewer with --exact-frac-bits, or a lower learning rate if the run diverges: %w: %w",
-			head[headOverflow], limit, e.FracBits, ErrFixedOverflow, model.ErrNonFinite)
+		return t, fmt.Errorf("exact reduction: a block sum of magnitude %.3g or more (in %d of the step's shards) is outside the fixed-point range of %d fractional bits: use fewer with --exact-frac-bits, or a lower learning rate if the run diverges: %w: %w",
+			limit, head[headOverflow], e.FracBits, ErrFixedOverflow, model.ErrNonFinite)
 	}
 	linalg.FixedToFloat(net.Grads, net.ExactGrads(), e.FracBits)
 	return t, nil
