@@ -1,6 +1,7 @@
 package job
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ringtrain/ringtrain/pkg/model"
@@ -79,5 +80,32 @@ func TestLRFor(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestExactInFingerprint: a checkpoint of an exact run is not resumed by a
+// fast one, nor by an exact one with other blocks or bits (each gives
+// other bits), while a fast run keeps the fingerprint it always had.
+func TestExactInFingerprint(t *testing.T) {
+	fp := func(edit func(*Config)) string {
+		c := Defaults()
+		edit(&c)
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Fingerprint(model.Config{Inputs: 2, Outputs: 1}, model.OptimizerConfig{Kind: model.SGD, LR: 0.1})
+	}
+	fast := fp(func(*Config) {})
+	exact := fp(func(c *Config) { c.Reduction = "exact" })
+	if fast != fp(func(c *Config) { c.ExactBlock = 32 }) || strings.Contains(fast, "exact") {
+		t.Fatalf("the fast run's fingerprint changed: %s", fast)
+	}
+	for _, other := range []string{fast, fp(func(c *Config) { c.Reduction, c.ExactBlock = "exact", 32 }), fp(func(c *Config) { c.Reduction, c.ExactFracBits = "exact", 40 })} {
+		if other == exact {
+			t.Fatalf("fingerprint %s does not tell the runs apart", exact)
+		}
+	}
+	if e := (&Config{Reduction: "exact", ExactBlock: 16, ExactFracBits: 32}).Exact(); e != (model.Exact{Block: 16, FracBits: 32}) {
+		t.Fatalf("Exact() = %+v", e)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ringtrain/ringtrain/pkg/data"
 	"github.com/ringtrain/ringtrain/pkg/model"
 	"github.com/ringtrain/ringtrain/pkg/protocol"
+	"github.com/ringtrain/ringtrain/pkg/train"
 	pb "github.com/ringtrain/ringtrain/proto/ringtrain/v1"
 )
 
@@ -225,5 +226,63 @@ func TestGarbageAndOversizedInputCrashNothing(t *testing.T) {
 	t.Logf("health after garbage: %s", r.Status)
 	if n := len(w.cluster.Members()); n != 1 {
 		t.Fatalf("garbage on the gossip port changed the membership: %d members", n)
+	}
+}
+
+// TestWorkerExactJob: a job under exact reduction that cannot work is
+// refused at set-up with a message naming why, and a good one computes a
+// step whose update is the single-process exact trainer's, bit for bit.
+func TestWorkerExactJob(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, c := startWorker(t)
+	for _, bad := range []struct {
+		name string
+		edit func(*pb.JobSpec)
+		want string
+	}{
+		{"bf16 wire", func(j *pb.JobSpec) { j.Wire = "bf16" }, "exact reduction with the bf16 wire"},
+		{"no block count", func(j *pb.JobSpec) { j.ExactMaxBlocks = 0 }, "without the batch's block count"},
+		{"fractional bits", func(j *pb.JobSpec) { j.ExactFracBits = 63 }, "exact fractional bits must be 0..62"},
+	} {
+		job, cfg, opt := testJob()
+		job.RunId = "exact-" + strings.ReplaceAll(bad.name, " ", "-")
+		job.ExactBlock, job.ExactFracBits, job.ExactMaxBlocks = 2, 32, 4
+		bad.edit(job)
+		net, _ := model.New(cfg, 1)
+		if err := load(ctx, c, job, net.Params, opt, nil); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("%s: %v, want an error naming %q", bad.name, err, bad.want)
+		}
+	}
+	job, cfg, opt := testJob()
+	job.ExactBlock, job.ExactFracBits, job.ExactMaxBlocks = 2, 32, 4
+	net, _ := model.New(cfg, 1)
+	if err := load(ctx, c, job, net.Params, opt, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds := &data.Dataset{Features: 2, Classes: 2, Values: []float32{1, 2, -1, 0.5, 0.3, -2}, Labels: []int32{1, 0, 1}}
+	shard := protocol.EncodeShard(ds, []int{0, 1, 2})
+	if _, err := c.Step(ctx, &pb.StepRequest{RunId: "run1", Generation: 1, Ring: []string{w.Addr()}, Shard: shard, ZeroInputs: []byte{1}}); err == nil || !strings.Contains(err.Error(), "zero-input bitmap under exact reduction") {
+		t.Fatalf("a zero-input bitmap under exact reduction: %v", err)
+	}
+	if _, err := c.Step(ctx, &pb.StepRequest{RunId: "run1", Generation: 2, Step: 0, Ring: []string{w.Addr()}, Shard: shard}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Commit(ctx, &pb.CommitRequest{RunId: "run1", Generation: 2, Step: 0, Apply: true}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := train.NewLocalExecutor(net, opt, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := local.SetExact(model.Exact{Block: 2, FracBits: 32}, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Step(ctx, 0, []int{0, 1, 2}, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := save(ctx, t, c)
+	if !slices.Equal(got[:len(net.Params)], net.Params) || !slices.Equal(got[len(net.Params):], opt.State) {
+		t.Fatal("the worker's exact step differs from the single-process exact trainer's")
 	}
 }

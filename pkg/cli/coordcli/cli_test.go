@@ -49,6 +49,10 @@ func TestCoordinatorRejectsInvalidFlagsNamingThem(t *testing.T) {
 		{[]string{"--warmup-steps", "-1"}, "--warmup-steps: must be 0"},
 		{[]string{"--accumulate", "0"}, "--accumulate: must be at least 1"},
 		{[]string{"--accumulate", "65"}, "--accumulate: 65 micro-batches cannot be cut from a batch of 64 (--batch)"},
+		{[]string{"--reduction", "approx"}, `--reduction: must be fast or exact, got "approx"`},
+		{[]string{"--exact-block", "0"}, "--exact-block: must be at least 1 sample"},
+		{[]string{"--exact-frac-bits", "63"}, "--exact-frac-bits: must be 0..62"},
+		{[]string{"--reduction", "exact", "--wire", "bf16"}, "--wire: bf16 rounds gradients on the wire"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
