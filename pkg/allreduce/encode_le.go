@@ -43,7 +43,7 @@ func addLE(dst []float32, src []byte) {
 		dst, src = dst[n:], src[4*n:]
 	}
 	if f, ok := asFloats(src); ok {
-		addFloats(dst, f)
+		addElems(dst, f)
 		return
 	}
 	src = src[:4*len(dst)]
@@ -57,7 +57,7 @@ func addLE(dst []float32, src []byte) {
 	for len(dst) > 0 {
 		k := min(len(dst), unalignedBlock)
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&tmp[0])), 4*k), src[:4*k])
-		addFloats(dst[:k], tmp[:k])
+		addElems(dst[:k], tmp[:k])
 		dst, src = dst[k:], src[4*k:]
 	}
 }
@@ -96,7 +96,7 @@ func addInt64LE(dst []int64, src []byte) {
 		dst, src = dst[n:], src[8*n:]
 	}
 	if s, ok := asInt64s(src); ok {
-		addInt64s(dst, s)
+		addElems(dst, s)
 		return
 	}
 	src = src[:8*len(dst)]
@@ -110,7 +110,7 @@ func addInt64LE(dst []int64, src []byte) {
 	for len(dst) > 0 {
 		k := min(len(dst), len(tmp))
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&tmp[0])), 8*k), src[:8*k])
-		addInt64s(dst[:k], tmp[:k])
+		addElems(dst[:k], tmp[:k])
 		dst, src = dst[k:], src[8*k:]
 	}
 }
