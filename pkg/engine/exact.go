@@ -55,7 +55,7 @@ func MaxBlocks(e model.Exact, batch, rows int) int {
 }
 
 // ShardGradientsExact is ShardGradientsKHooked under exact reduction: it
-// clears net.IGrads, adds the fixed-point gradient sums of the shard's
+// overwrites net.IGrads with the fixed-point gradient sums of the shard's
 // rows (cut into at most k micro-batches of whole blocks, so that only one
 // piece's activations are held at a time), and writes the shard's totals
 // and flags into the head before the first layer is reported done. A
@@ -65,7 +65,6 @@ func MaxBlocks(e model.Exact, batch, rows int) int {
 // (shard.SplitBlocks).
 func ShardGradientsExact(net *model.Network, ds *data.Dataset, idx []int, k int, b *Buffers, limit float64, layerDone func(layer int)) Totals {
 	e := net.Exact()
-	clear(net.IGrads)
 	head := net.IGrads[:model.ExactHead]
 	pieces := shard.SplitBlocks(len(idx), max(k, 1), e.Block)
 	// The last non-empty piece reports every layer; an empty shard runs
@@ -91,7 +90,7 @@ func ShardGradientsExact(net *model.Network, ds *data.Dataset, idx []int, k int,
 				putHead(head, before.Add(s), len(idx), limit)
 			}}
 		}
-		sums = sums.Add(net.GradientsExact(xb, lb, h))
+		sums = sums.Add(net.GradientsExact(xb, lb, i > 0, h))
 	}
 	return Totals{LossSum: fixedValue(sums.Loss, e.FracBits), Correct: sums.Correct, Count: len(idx)}
 }

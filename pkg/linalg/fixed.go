@@ -201,8 +201,33 @@ func FMA32(x, y, z float32) float32 {
 // micro-kernel, with "avx2" a 6 x 16 one, with "generic" the portable Go
 // code; all give the same results.
 func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+	return p.fixedGemmTNAny(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc, false)
+}
+
+// FixedGemmTNSet is FixedGemmTN that overwrites c with the block sums
+// instead of adding them (c is not read): the first pass of a new sum,
+// without a separate pass to clear c. Each tile of c is cleared just
+// before the kernel adds into it, while it is in cache.
+func (p *Pool) FixedGemmTNSet(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+	return p.fixedGemmTNAny(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc, true)
+}
+
+// clearRows sets the rows x cols top-left part of c (row stride ldc) to 0.
+func clearRows(c []int64, ldc, rows, cols int) {
+	for r := range rows {
+		clear(c[r*ldc : r*ldc+cols])
+	}
+}
+
+func (p *Pool) fixedGemmTNAny(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int, set bool) float32 {
 	checkFixed(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
-	if m == 0 || n == 0 || k == 0 {
+	if m == 0 || n == 0 {
+		return 0
+	}
+	if k == 0 {
+		if set {
+			clearRows(c, ldc, m, n)
+		}
 		return 0
 	}
 	var g0 *Gemm
@@ -212,7 +237,10 @@ func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32
 		g0 = New()
 	}
 	if g0 != nil && g0.fixed.fn != nil {
-		return p.fixedGemmTN(g0, m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
+		return p.fixedGemmTN(g0, m, n, k, block, a, lda, b, ldb, fracBits, c, ldc, set)
+	}
+	if set {
+		clearRows(c, ldc, m, n) // the portable code adds
 	}
 	parts := 1
 	if p != nil {
@@ -238,19 +266,19 @@ func (p *Pool) FixedGemmTN(m, n, k, block int, a []float32, lda int, b []float32
 // fixedGemmTN runs the fused kernel on a grid of parts of C made of whole
 // tiles (splitGrid, as Sgemm), part i on thread i with the workspace
 // gemms[i] (see runPart). A nil Pool runs on g0 alone.
-func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+func (p *Pool) fixedGemmTN(g0 *Gemm, m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int, set bool) float32 {
 	mr, nr := g0.fixed.mr, g0.fixed.nr
 	tm, tn := 1, 1
 	if p != nil {
 		tm, tn = splitGrid(m, n, k, mr, nr, p.c.usable(), p.c.minMACs)
 	}
 	if tm*tn == 1 {
-		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc)
+		return g0.fixedGemm(m, n, k, block, a, lda, b, ldb, fracBits, c, ldc, set)
 	}
 	pc := p.c
 	pc.job = poolJob{
 		kind: jobFixed, parts: tm * tn,
-		m: m, nn: n, k: k, block: block, fracBits: fracBits,
+		m: m, nn: n, k: k, block: block, fracBits: fracBits, set: set,
 		a: a, b: b, ci: c, lda: lda, ldb: ldb, ldc: ldc,
 		tm: tm, tn: tn, mt: (m + mr - 1) / mr, nt: (n + nr - 1) / nr,
 	}

@@ -44,8 +44,9 @@ func (g *Gemm) fixedBlockSizes(m, n, k, block int) (mcb, ncb, kcb int) {
 // tile before it moves to the next tile down, so the int64 C tile stays in
 // L1 while the blocks add into it.
 // Depth ranges hold whole blocks, and int64 sums are exact, so how the
-// depth is cut does not change the result.
-func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int) float32 {
+// depth is cut does not change the result. With set, C is overwritten:
+// the first depth range clears each tile just before adding into it.
+func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, ldb int, fracBits int, c []int64, ldc int, set bool) float32 {
 	scale := float32(math.Ldexp(1, fracBits))
 	fk := g.fixed
 	mr, nr := fk.mr, fk.nr
@@ -61,6 +62,7 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 		nc := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kc := min(kcb, k-pc)
+			first := set && pc == 0
 			for ic := 0; ic < m; ic += mcb {
 				mc := min(mcb, m-ic)
 				for ir := 0; ir < mc; ir += mr {
@@ -78,6 +80,9 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						// All full tiles of the column in one call.
 						ci := ic*ldc + jc + jr
 						_ = c[ci+(full*mr-1)*ldc+nr-1]
+						if first {
+							clearRows(c[ci:], ldc, full*mr, nr)
+						}
 						mx = maxAbsNaN(mx, fk.fn(kc, block, full, &g.abuf[0], &bp[0], &c[ci], ldc, scale))
 						ir = full * mr
 					}
@@ -95,11 +100,18 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 							// this tile in portable Go, which is exact up to
 							// FixedLimit and gives the exact max.
 							ai, bj := pc*lda+ic+ir, pc*ldb+jc+jr
+							if first {
+								clearRows(c[ci:], ldc, rows, cols)
+							}
 							mx = maxAbsNaN(mx, fixedGemmTNGo(rows, cols, kc, block, a[ai:], lda, b[bj:], ldb, fracBits, c[ci:], ldc))
 							continue
 						}
 						for r := range rows {
 							cr := c[ci+r*ldc : ci+r*ldc+cols]
+							if first {
+								copy(cr, tile[r*nr:r*nr+cols])
+								continue
+							}
 							for j, v := range tile[r*nr : r*nr+cols] {
 								cr[j] += v
 							}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -399,6 +400,36 @@ func TestFixedColumnSumsMatchesReference(t *testing.T) {
 		for j := range got {
 			if got[j] != want[j] {
 				t.Fatalf("%+v: column %d is %d, reference %d", tc, j, got[j], want[j])
+			}
+		}
+	}
+}
+
+// TestFixedGemmTNSetOverwrites: FixedGemmTNSet gives the reference's block
+// sums whatever c held before, on every kernel and thread count, over full
+// and edge tiles and depths cut into several ranges.
+func TestFixedGemmTNSetOverwrites(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	for _, kern := range Kernels() {
+		for _, tc := range []struct{ m, n, k, block, threads int }{
+			{8, 48, 16, 16, 1}, {17, 97, 40, 16, 2}, {33, 100, 1100, 32, 3}, {5, 3, 0, 16, 1}, {1000, 784, 64, 16, 2},
+		} {
+			a, b := randMat(r, tc.k, tc.m, 1), randMat(r, tc.k, tc.n, 2)
+			want := make([]int64, tc.m*tc.n)
+			FixedGemmTNRef(tc.m, tc.n, tc.k, tc.block, a, tc.m, b, tc.n, 32, want, tc.n)
+			got := make([]int64, len(want))
+			for i := range got {
+				got[i] = int64(r.Uint64())
+			}
+			p, err := NewPoolKernel(kern, tc.threads)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.c.minMACs = 1
+			p.FixedGemmTNSet(tc.m, tc.n, tc.k, tc.block, a, tc.m, b, tc.n, 32, got, tc.n)
+			p.Close()
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s %+v: FixedGemmTNSet over garbage differs from the reference", kern, tc)
 			}
 		}
 	}

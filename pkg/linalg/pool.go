@@ -78,6 +78,7 @@ type poolJob struct {
 	// jobFixed: also m, nn, k, a, b, lda, ldb, ldc and the grid above.
 	block    int
 	fracBits int
+	set      bool // FixedGemmTNSet: overwrite C
 	ci       []int64
 }
 
@@ -204,7 +205,7 @@ func (c *poolCore) runPart(i int) {
 		g.fixedMax = 0
 		if i0 < i1 && j0 < j1 {
 			g.fixedMax = g.fixedGemm(i1-i0, j1-j0, j.k, j.block, j.a[i0:], j.lda,
-				j.b[j0:], j.ldb, j.fracBits, j.ci[i0*j.ldc+j0:], j.ldc)
+				j.b[j0:], j.ldb, j.fracBits, j.ci[i0*j.ldc+j0:], j.ldc, j.set)
 		}
 	}
 }

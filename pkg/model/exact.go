@@ -130,17 +130,22 @@ func (n *Network) Exact() Exact { return n.exact }
 func (n *Network) ExactGrads() []int64 { return n.IGrads[ExactHead:] }
 
 // GradientsExact runs forward and backward on the samples x with their
-// labels and adds their fixed-point gradient sums to IGrads (after the
-// head; the caller clears them when a new sum starts). The rows are cut
-// into blocks of Exact.Block from the first, so a caller that wants the
-// same integers as another split passes whole blocks. SetExact must have
-// been called. With no rows it only reports: zero sums, every layer done.
-func (n *Network) GradientsExact(x []float32, labels []int32, h ExactHooks) ExactSums {
+// labels and writes their fixed-point gradient sums into IGrads after the
+// head: with accumulate it adds them to what is there (a later
+// micro-batch), otherwise it overwrites it (no clearing pass needed). The
+// rows are cut into blocks of Exact.Block from the first, so a caller that
+// wants the same integers as another split passes whole blocks. SetExact
+// must have been called. With no rows it only reports: zero sums, every
+// layer done (and the gradients cleared unless accumulate).
+func (n *Network) GradientsExact(x []float32, labels []int32, accumulate bool, h ExactHooks) ExactSums {
 	if !n.exact.On() {
 		panic("model: GradientsExact without SetExact")
 	}
 	rows := len(labels)
 	if rows == 0 {
+		if !accumulate {
+			clear(n.ExactGrads())
+		}
 		if h.Sums != nil {
 			h.Sums(ExactSums{})
 		}
@@ -178,7 +183,7 @@ func (n *Network) GradientsExact(x []float32, labels []int32, h ExactHooks) Exac
 			dIn = grow(n.delta[kk], rows*l.In)
 			n.delta[kk] = dIn
 		}
-		mx := l.backwardExact(n.pool, d, pre, n.exact)
+		mx := l.backwardExact(n.pool, d, pre, accumulate, n.exact)
 		if mx > s.MaxGrad || mx != mx {
 			s.MaxGrad = mx
 		}
@@ -199,9 +204,10 @@ func (n *Network) GradientsExact(x []float32, labels []int32, h ExactHooks) Exac
 
 // backwardExact is backward with exact reduction: dt as in backward, then
 // the fixed-point block sums of dW = dt^T x and db = column sums of dt are
-// added to IDW and IDB. It returns the largest |block sum| (NaN if any).
-// It does not compute dL/dx; the caller does, after reporting the layer.
-func (d *Dense) backwardExact(p *linalg.Pool, dOut []float32, preActivation bool, e Exact) float32 {
+// added to IDW and IDB (with accumulate) or written over them. It returns
+// the largest |block sum| (NaN if any). It does not compute dL/dx; the
+// caller does, after reporting the layer.
+func (d *Dense) backwardExact(p *linalg.Pool, dOut []float32, preActivation, accumulate bool, e Exact) float32 {
 	rows := d.rows
 	dt := dOut[:rows*d.Out]
 	if !preActivation {
@@ -210,8 +216,15 @@ func (d *Dense) backwardExact(p *linalg.Pool, dOut []float32, preActivation bool
 			d.Act.backward(d.t[lo:hi], d.out[lo:hi], dt[lo:hi], d.Out)
 		})
 	}
-	mx := p.FixedGemmTN(d.Out, d.In, rows, e.Block, dt, d.Out, d.x, d.In, e.FracBits, d.IDW, d.In)
+	gemm := p.FixedGemmTNSet
+	if accumulate {
+		gemm = p.FixedGemmTN
+	}
+	mx := gemm(d.Out, d.In, rows, e.Block, dt, d.Out, d.x, d.In, e.FracBits, d.IDW, d.In)
 	if d.IDB != nil {
+		if !accumulate {
+			clear(d.IDB)
+		}
 		if b := linalg.FixedColumnSums(rows, d.Out, e.Block, dt, d.Out, e.FracBits, d.IDB); b > mx || b != b {
 			mx = b
 		}
