@@ -28,12 +28,14 @@
 //	       64 advertised address (256 bytes)
 //	      512 head (uint64): bytes ever reserved by producers, alone in its 128 bytes
 //	      640 tail (uint64): bytes ever released by the consumer, alone in its 128 bytes
+//	      768 reservation lock (uint64): 0 or the reserving producer's pid, alone in its 128 bytes
 //	4096    ring of C bytes (DefaultCapacity: 8 MiB + 64 KiB)
 //
 // The ring holds variable-length records at 64-byte aligned positions (head
 // and tail count bytes and never wrap; a record sits at position mod C). A
 // record is a 64-byte header (commit word, stride, generation, step, offset,
-// round, seq, payload length) followed by the payload, padded to 64 bytes;
+// round, seq, payload length, producer's pid) followed by the payload, padded
+// to 64 bytes;
 // the header never straddles the end of the ring, the payload may (the
 // receiver then returns it as Data plus one Parts piece, both multiples of 64
 // bytes long but the last). Records rather than fixed slots: the frame size is
@@ -45,15 +47,18 @@
 //
 // # Protocol and memory ordering
 //
-// Producer (Send): load head h; once C - (h - tail) >= stride (tail is
-// cached and reloaded only when the cached value shows too little room),
-// reserve [h, h+stride) with CompareAndSwap(head, h, h+stride); write the
-// record header and copy the payload with plain stores; then publish with an
-// atomic store of the commit word := h+1. Consumer (Recv): once head > pos
-// (atomic load; pos is the consumer's position, == tail), atomically load the
-// record's commit word; when it equals pos+1 the record is complete: read its
-// header with plain loads and return the payload in place. The next Recv
-// releases it with an atomic store tail := pos+stride.
+// Producer (Send): take the reservation lock, CompareAndSwap(lock, 0, pid);
+// load head h; once C - (h - tail) >= stride (tail is cached and reloaded
+// only when the cached value shows too little room; the lock is dropped
+// while waiting for room), write the record header, with the producer's pid,
+// at h with plain stores, reserve [h, h+stride) with an atomic store
+// head := h+stride and drop the lock (store 0); copy the payload with plain
+// stores; then publish with an atomic store of the commit word := h+1.
+// Consumer (Recv): once head > pos (atomic load; pos is the consumer's
+// position, == tail), atomically load the record's commit word; when it
+// equals pos+1 the record is complete: read its header with plain loads and
+// return the payload in place. The next Recv releases it with an atomic
+// store tail := pos+stride.
 //
 // The atomic store of the commit word is ordered after the plain stores that
 // fill the record, and the consumer's plain loads of the record are ordered
@@ -65,12 +70,34 @@
 // again) precede its atomic store of tail, and a producer only writes into
 // released space after an atomic load of tail that observed the release. The
 // commit word names the record's position, so a commit word left from an
-// earlier lap of the ring never passes for a fresh one. The reservation by
-// CAS makes the ring safe for several producers: a former left neighbour
+// earlier lap of the ring never passes for a fresh one. The reservation
+// lock makes the ring safe for several producers: a former left neighbour
 // still sending frames of an aborted generation writes its own records, which
 // the receiver drops (below), instead of tearing the new neighbour's. The
 // receiver checks head, tail, strides and lengths against the capacity and
 // returns an error wrapping ErrCorrupt rather than reading outside the ring.
+//
+// # Producers that die
+//
+// A producer killed between its reservation and its publication (a worker
+// SIGKILLed while copying a frame: tens of microseconds per frame on tmpfs,
+// much longer when the copy page-faults or the process is preempted) leaves
+// a record that will never be published, and that the consumer must not
+// wait on: all later records, of every later generation and of whichever
+// neighbour replaces the dead one, are behind it, and the producers soon
+// block for room. Since the header, with its stride and pid, is written
+// before head moves past the record (and read after the atomic load of head
+// that saw it), the consumer can tell: a record still unpublished once its
+// wait has reached the sleeping phase, whose producer's pid no longer exists
+// (kill(pid, 0)) and which is still unpublished after that check, is
+// abandoned: Recv (and Connect, which drops older generations) skips it and
+// releases its room. A producer killed while holding the reservation lock
+// (a few stores) leaves the lock word naming a dead pid: a producer that
+// waits on it long enough to sleep checks that pid and takes the lock over
+// with CompareAndSwap(lock, dead pid, its pid); head and the headers below
+// it are consistent at every point of the holder's critical section. A
+// frozen producer (SIGSTOP) is alive: its record, or the lock, waits for it
+// until it runs again or dies.
 //
 // # Waiting and cancellation
 //
@@ -118,10 +145,10 @@
 //
 // # Limits
 //
-// A left neighbour killed while copying a frame (a window of tens of
-// microseconds per frame) leaves a reserved, unpublished record: the
-// receiver waits on it until its ctx ends, for every later step, until the
-// worker recreates its segment (restart). Workers in different pid namespaces
-// do not see each other's pids, so they treat each other's segments as stale
-// and use the fallback.
+// Workers in different pid namespaces do not see each other's pids, so they
+// treat each other's segments as stale and use the fallback. A dead
+// producer's pid reused by a new process before the consumer or a producer
+// checks it (pids are handed out in order, so only after the pid space
+// wrapped around) passes for alive: the record or the lock is then waited on
+// until that process ends.
 package shmring

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SHMRING_RANK") != "" {
 		os.Exit(rankMain())
 	}
+	if os.Getenv("SHMRING_DIE") != "" {
+		os.Exit(dieMidFrame())
+	}
 	os.Exit(m.Run())
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -65,50 +66,32 @@ func (b *backoff) wait(ctx context.Context) error {
 	return nil
 }
 
+// slow reports whether the wait has reached its sleeping phase: what waits
+// that long is worth a system call to check on (is the process holding
+// things up still alive?), a live producer having published within
+// microseconds.
+func (b *backoff) slow() bool { return b.n > spinRounds+yieldRounds }
+
+// selfPid is this process's pid, as producers record it.
+var selfPid = uint64(os.Getpid())
+
 func roundUp(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
 
-// send writes f into p's ring: reserve a record by advancing head with a
-// compare-and-swap once the consumer has released enough room, fill in the
-// header and copy the payload, then publish the record by storing its commit
-// word. The reservation makes concurrent producers (a stale left neighbour
-// still sending frames of an aborted generation) write disjoint records.
+// send writes f into p's ring: reserve a record and write its header
+// (reserve), copy the payload, then publish the record by storing its commit
+// word.
 func (p *peer) send(ctx context.Context, f *allreduce.Frame) error {
 	n := uint64(f.PayloadLen())
 	stride := recHeader + roundUp(n, recAlignment)
 	if stride > p.capacity {
 		return fmt.Errorf("shmring: send to %s: a frame of %d bytes does not fit a ring of %d", p.path, n, p.capacity)
 	}
-	var bo backoff
-	var h uint64
-	for {
-		h = atomic.LoadUint64(p.head)
-		if h >= p.tailSeen && h-p.tailSeen+stride <= p.capacity {
-			if atomic.CompareAndSwapUint64(p.head, h, h+stride) {
-				break
-			}
-			continue
-		}
-		t := atomic.LoadUint64(p.tail)
-		if t != p.tailSeen {
-			p.tailSeen = t
-			continue
-		}
-		if t <= h && h-t > p.capacity {
-			return fmt.Errorf("shmring: send to %s: head %d, tail %d: %w", p.path, h, t, ErrCorrupt)
-		}
-		if err := bo.wait(ctx); err != nil {
-			return fmt.Errorf("shmring: send to %s: %w", p.path, err)
-		}
+	h, err := p.reserveRecord(ctx, f, n, stride)
+	if err != nil {
+		return err
 	}
 	pos := h % p.capacity
 	rec := p.data[pos : pos+recHeader]
-	*u64(rec, recStride) = stride
-	*u64(rec, recGen) = f.Generation
-	*u64(rec, recStep) = f.Step
-	*u64(rec, recOffset) = f.Offset
-	*u32(rec, recRound) = f.Round
-	*u32(rec, recSeq) = f.Seq
-	*u32(rec, recLen) = uint32(n)
 	at := (pos + recHeader) % p.capacity
 	at = p.copyIn(at, f.Data)
 	for _, part := range f.Parts {
@@ -119,6 +102,67 @@ func (p *peer) send(ctx context.Context, f *allreduce.Frame) error {
 	}
 	atomic.StoreUint64(u64(rec, recCommit), h+1)
 	return nil
+}
+
+// reserveRecord reserves stride bytes at the ring's head for f (n payload
+// bytes) and writes the record's header, under the segment's reservation
+// lock: it takes the lock (a compare-and-swap of the lock word from 0 to this
+// process's pid, or from the pid of a dead holder), and, once the consumer
+// has released enough room (tail is cached and reloaded only when the cached
+// value shows too little; the lock is dropped while it waits), writes the
+// header, with this process's pid, advances head past the record and drops
+// the lock. So every record below head has its header written, and one
+// whose producer died before publishing it can be recognised and skipped by
+// the consumer (Segment.abandoned), and concurrent producers (a stale left
+// neighbour still sending frames of an aborted generation) write disjoint
+// records. It returns the record's position.
+func (p *peer) reserveRecord(ctx context.Context, f *allreduce.Frame, n, stride uint64) (uint64, error) {
+	var bo backoff
+	for {
+		owner := atomic.LoadUint64(p.reserve)
+		switch {
+		case owner == 0 && atomic.CompareAndSwapUint64(p.reserve, 0, selfPid):
+		case owner != 0 && bo.slow() && !pidAlive(int(owner)) && atomic.CompareAndSwapUint64(p.reserve, owner, selfPid):
+			// Its holder died holding it; head and the header below it
+			// are as it left them, consistent either way.
+		default:
+			if err := bo.wait(ctx); err != nil {
+				return 0, fmt.Errorf("shmring: send to %s: %w", p.path, err)
+			}
+			continue
+		}
+		h := atomic.LoadUint64(p.head)
+		if h < p.tailSeen || h-p.tailSeen+stride > p.capacity {
+			p.tailSeen = atomic.LoadUint64(p.tail)
+		}
+		t := p.tailSeen
+		if t > h || h-t > p.capacity {
+			atomic.StoreUint64(p.reserve, 0)
+			return 0, fmt.Errorf("shmring: send to %s: head %d, tail %d: %w", p.path, h, t, ErrCorrupt)
+		}
+		if h-t+stride <= p.capacity {
+			pos := h % p.capacity
+			rec := p.data[pos : pos+recHeader]
+			*u64(rec, recStride) = stride
+			*u64(rec, recGen) = f.Generation
+			*u64(rec, recStep) = f.Step
+			*u64(rec, recOffset) = f.Offset
+			*u32(rec, recRound) = f.Round
+			*u32(rec, recSeq) = f.Seq
+			*u32(rec, recLen) = uint32(n)
+			*u32(rec, recPid) = uint32(selfPid)
+			atomic.StoreUint64(p.head, h+stride)
+			if testHookReserved != nil {
+				testHookReserved(rec)
+			}
+			atomic.StoreUint64(p.reserve, 0)
+			return h, nil
+		}
+		atomic.StoreUint64(p.reserve, 0)
+		if err := bo.wait(ctx); err != nil {
+			return 0, fmt.Errorf("shmring: send to %s: %w", p.path, err)
+		}
+	}
 }
 
 // copyIn copies src into the ring at position at (< capacity), wrapping
@@ -133,8 +177,9 @@ func (p *peer) copyIn(at uint64, src []byte) uint64 {
 }
 
 // testHookPublish, when set (by tests), sees every record just before it is
-// published.
-var testHookPublish func(rec []byte)
+// published; testHookReserved sees it once head has moved past it, before
+// the reservation lock is dropped.
+var testHookPublish, testHookReserved func(rec []byte)
 
 // begin prepares the segment for a Transport of generation gen: the frame
 // the previous Transport still held is released (it was consumed), unless it
@@ -159,7 +204,7 @@ func (s *Segment) begin(gen uint64) {
 			}
 		}
 		rec, ok := s.committed()
-		if !ok || *u64(rec, recGen) >= gen {
+		if ok && *u64(rec, recGen) >= gen || !ok && !s.abandoned(rec) {
 			return
 		}
 		stride := *u64(rec, recStride)
@@ -169,6 +214,19 @@ func (s *Segment) begin(gen uint64) {
 		s.pos += stride
 		atomic.StoreUint64(s.tail, s.pos)
 	}
+}
+
+// abandoned reports whether rec, the record at the consumer position, which
+// was not published when committed looked, never will be: the process that
+// reserved it (its pid is in the header, written before head moved past
+// it) has died. Checking costs a system call.
+func (s *Segment) abandoned(rec []byte) bool {
+	if pidAlive(int(*u32(rec, recPid))) {
+		return false
+	}
+	// The producer may have published it and exited since.
+	_, ok := s.committed()
+	return !ok
 }
 
 // committed returns the record at the consumer position if it is published.
@@ -207,20 +265,22 @@ func (s *Segment) recv(ctx context.Context, gen uint64, fr *allreduce.Frame, par
 			}
 		}
 		rec, ok := s.committed()
-		if !ok {
-			// Reserved, being written.
-			if err := bo.wait(ctx); err != nil {
-				return fmt.Errorf("shmring: receive: %w", err)
-			}
-			continue
-		}
 		stride := *u64(rec, recStride)
 		n := uint64(*u32(rec, recLen))
 		if stride < recHeader+n || stride%recAlignment != 0 || stride > s.headSeen-s.pos {
 			return fmt.Errorf("shmring: receive on %s: record at %d: stride %d, length %d: %w", s.path, s.pos, stride, n, ErrCorrupt)
 		}
+		if !ok && !(bo.slow() && s.abandoned(rec)) {
+			// Reserved, being written (by a live producer, as far as
+			// checked).
+			if err := bo.wait(ctx); err != nil {
+				return fmt.Errorf("shmring: receive: %w", err)
+			}
+			continue
+		}
 		g := *u64(rec, recGen)
-		if g < gen {
+		if !ok || g < gen {
+			// Abandoned by its dead producer, or of an older generation.
 			s.pos += stride
 			atomic.StoreUint64(s.tail, s.pos)
 			bo = backoff{}

@@ -24,7 +24,8 @@ const (
 	magic       = 0x31474e52_4d485352 // "RSHMRNG1" read as a little-endian uint64
 	// layoutVersion changes whenever the header or record layout does; a peer
 	// with another version is not used (both sides then fall back).
-	layoutVersion = 1
+	// 2: the reservation lock and the producer's pid in each record.
+	layoutVersion = 2
 
 	offMagic    = 0   // uint64, stored last (atomically) when the file is created
 	offVersion  = 8   // uint32
@@ -36,6 +37,7 @@ const (
 	maxAddr     = 256 //
 	offHead     = 512 // uint64: bytes ever reserved by producers (own 128-byte block)
 	offTail     = 640 // uint64: bytes ever released by the consumer (own 128-byte block)
+	offReserve  = 768 // uint64: 0, or the pid of the producer reserving a record (own 128-byte block)
 
 	// Record header, at a 64-byte aligned position of the ring; the payload
 	// follows it (and may wrap around the end of the ring).
@@ -48,6 +50,7 @@ const (
 	recRound     = 40 // uint32
 	recSeq       = 44 // uint32
 	recLen       = 48 // uint32: payload bytes
+	recPid       = 52 // uint32: the producer's pid, so that the consumer can skip a record its dead producer never published
 	recAlignment = 64
 
 	// DefaultCapacity is the data ring of a segment: room for two frames of
@@ -339,6 +342,7 @@ type peer struct {
 	data     []byte
 	head     *uint64
 	tail     *uint64
+	reserve  *uint64 // the reservation lock
 	// Producer cache: the consumer's tail as last loaded.
 	tailSeen uint64
 }
@@ -407,7 +411,7 @@ func (p *peer) mapMem() error {
 		return fmt.Errorf("shmring: map %s: %w", p.path, err)
 	}
 	p.mem, p.data = mem, mem[headerBytes:]
-	p.head, p.tail = u64(mem, offHead), u64(mem, offTail)
+	p.head, p.tail, p.reserve = u64(mem, offHead), u64(mem, offTail), u64(mem, offReserve)
 	p.tailSeen = atomic.LoadUint64(p.tail)
 	return nil
 }
