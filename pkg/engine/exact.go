@@ -118,6 +118,16 @@ func fixedValue(q int64, fracBits int) float64 { return math.Ldexp(float64(q), -
 // returns the global batch's totals. Every replica holds the same
 // integers, so every replica reaches the same verdict and the same Grads.
 func FinishExact(net *model.Network, limit float64) (Totals, error) {
+	t, err := ExactTotals(net, limit)
+	if err == nil {
+		ConvertExact(net, 0, len(net.IGrads))
+	}
+	return t, err
+}
+
+// ExactTotals is FinishExact without the conversion, for a caller that
+// converted every bucket with ConvertExact as its all-reduce ended.
+func ExactTotals(net *model.Network, limit float64) (Totals, error) {
 	e := net.Exact()
 	head := net.IGrads[:model.ExactHead]
 	t := Totals{LossSum: fixedValue(head[headLoss], e.FracBits), Correct: int(head[headCorrect]), Count: int(head[headCount])}
@@ -128,8 +138,19 @@ func FinishExact(net *model.Network, limit float64) (Totals, error) {
 		return t, fmt.Errorf("exact reduction: a block sum of magnitude %.3g or more (in %d of the step's shards) is outside the fixed-point range of %d fractional bits: use fewer with --exact-frac-bits, or a lower learning rate if the run diverges: %w: %w",
 			limit, head[headOverflow], e.FracBits, ErrFixedOverflow, model.ErrNonFinite)
 	}
-	linalg.FixedToFloat(net.Grads, net.ExactGrads(), e.FracBits)
 	return t, nil
+}
+
+// ConvertExact converts the fixed-point gradients in [start, end) of
+// net.IGrads (ExactBuffer indices; the head is skipped) into the same
+// parameters' places of net.Grads. Converting before the verdict of
+// ExactTotals is harmless: a flagged step's Grads are never applied.
+func ConvertExact(net *model.Network, start, end int) {
+	start = max(start, model.ExactHead)
+	if start >= end {
+		return
+	}
+	linalg.FixedToFloat(net.Grads[start-model.ExactHead:end-model.ExactHead], net.IGrads[start:end], net.Exact().FracBits)
 }
 
 // BucketsExact is Buckets for the all-reduced buffer of exact reduction

@@ -70,12 +70,19 @@ func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg
 
 // startAllReduceExact is startAllReduce for exact reduction: buf is the
 // int64 buffer (engine.ExactBuffer) and the buckets are its own
-// (engine.BucketsExact); the integers travel as they are.
+// (engine.BucketsExact); the integers travel as they are. Each bucket is
+// converted to float32 gradients as soon as its all-reduce ends, while its
+// integers are still in cache (engine.ConvertExact).
 func (s *service) startAllReduceExact(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []int64) *bucketedAllReduce {
+	net := s.rep.net
 	return s.runBuckets(ctx, func(k engine.Bucket) (allreduce.Stats, error) {
 		c := cfg
 		c.Offset = k.Start
-		return allreduce.AllReduce(ctx, t, c, buf[k.Start:k.End])
+		st, err := allreduce.AllReduce(ctx, t, c, buf[k.Start:k.End])
+		if err == nil {
+			engine.ConvertExact(net, k.Start, k.End)
+		}
+		return st, err
 	})
 }
 

@@ -314,7 +314,7 @@ func (s *service) Step(ctx context.Context, req *pb.StepRequest) (*pb.StepReport
 		computed = s.clock()
 		stats, arStart, err = ar.wait()
 		if err == nil {
-			total, checkErr = engine.FinishExact(net, s.rep.limit)
+			total, checkErr = engine.ExactTotals(net, s.rep.limit) // the buckets converted themselves
 		}
 	} else {
 		buf := engine.WithTotals(net)
