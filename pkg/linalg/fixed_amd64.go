@@ -9,7 +9,7 @@ import "golang.org/x/sys/cpu"
 // Requires AVX512F and AVX512DQ (VCVTPS2QQ).
 //
 //go:noescape
-func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc, set int, scale float32) float32
 
 // fixedKernel6x16AVX2 is the fixed-point micro-kernel for AVX2 and FMA
 // (6 x 16 tile, 12 ymm accumulators). Its conversion is exact only for
@@ -35,7 +35,9 @@ var haveAVX512DQ = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
 
 var (
 	fixedAVX512Kernel = fixedKernel{name: KernelAVX512, mr: 8, nr: 48, fn: fixedKernel8x48AVX512}
-	fixedAVX2Kernel   = fixedKernel{name: KernelAVX2, mr: 6, nr: 16, fn: fixedKernel6x16AVX2, narrow: true}
+	fixedAVX2Kernel   = fixedKernel{name: KernelAVX2, mr: 6, nr: 16, fn: func(k, block, tiles int, a, b *float32, c *int64, ldc, _ int, scale float32) float32 {
+		return fixedKernel6x16AVX2(k, block, tiles, a, b, c, ldc, scale) // narrow: only ever called on a zeroed scratch tile
+	}, narrow: true}
 )
 
 // fixedKernelFor returns the fused fixed-point kernel that goes with the

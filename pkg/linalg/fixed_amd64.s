@@ -64,6 +64,23 @@
 	VPADDQ (coff)(R12), Z28, Z28; \
 	VMOVDQU64 Z28, (coff)(R12)
 
+// Convert 8 spilled (scaled) floats at soff(R11) and store them over the
+// 8 int64 at coff(R12) (the first block of a tile with set: C is not read).
+#define CVT8_S(soff, coff) \
+	VCVTPS2QQ (soff)(R11), Z28; \
+	VMOVDQU64 Z28, (coff)(R12)
+
+// One pending tile row, stored over C: 48 values.
+#define CONVROW_S \
+	CVT8_S(0, 0); \
+	CVT8_S(32, 64); \
+	CVT8_S(64, 128); \
+	CVT8_S(96, 192); \
+	CVT8_S(128, 256); \
+	CVT8_S(160, 320); \
+	ADDQ $192, R11; \
+	ADDQ R8, R12
+
 // One pending tile row: 48 values.
 #define CONVROW_P \
 	CVT8_P(0, 0); \
@@ -88,13 +105,18 @@
 	VPADDD Z30, zacc, zacc; \
 	VMOVAPS zacc, (off)(R14)
 
-// func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+// func fixedKernel8x48AVX512(k, block, tiles int, a, b *float32, c *int64, ldc, set int, scale float32) float32
+//
+// With set != 0 the first block of every tile stores its integers over C
+// instead of adding them (C is not read): AX is 1 from a tile's start
+// until its first block is spilled, and 8(SP) says whether the pending
+// rows store (1) or add (0).
 //
 // Frame: 0(SP) counts the tiles left; the scratch is the 64-byte aligned
 // 1536 bytes at R14 = (SP+72) &^ 63, within SP+16 .. SP+1608. (This is an
 // ABI0 function: it may use R14, the ABI wrapper restores g.) Not NOSPLIT:
 // the frame is too large for that, so the prologue checks the stack.
-TEXT ·fixedKernel8x48AVX512(SB), 0, $1608-68
+TEXT ·fixedKernel8x48AVX512(SB), 0, $1608-76
 	MOVQ block+8(FP), R9
 	MOVQ tiles+16(FP), AX
 	MOVQ AX, 0(SP)
@@ -107,7 +129,7 @@ TEXT ·fixedKernel8x48AVX512(SB), 0, $1608-68
 	XORQ R13, R13
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z29
-	MOVL scale+56(FP), AX
+	MOVL scale+64(FP), AX
 	SUBL $0x3f800000, AX // bits(2^fracBits) - bits(1) = fracBits<<23
 	VPBROADCASTD AX, Z30
 	VPXORD Z31, Z31, Z31
@@ -117,6 +139,7 @@ tileP:
 	// consecutive), B restarts, DI is its top-left element of C.
 	MOVQ k+0(FP), CX
 	MOVQ b+32(FP), DX
+	MOVQ set+56(FP), AX
 
 blockP:
 	VPXORD Z0, Z0, Z0
@@ -159,10 +182,22 @@ loop4P:
 	TESTQ R13, R13
 	JZ    plain4P
 	STEP_P(0, 0)
+	CMPQ 8(SP), $0
+	JNE  store1P
 	CONVROW_P
+	JMP  conv1P
+store1P:
+	CONVROW_S
+conv1P:
 	STEP_P(32, 192)
 	STEP_P(64, 384)
+	CMPQ 8(SP), $0
+	JNE  store2P
 	CONVROW_P
+	JMP  conv2P
+store2P:
+	CONVROW_S
+conv2P:
 	STEP_P(96, 576)
 	SUBQ $2, R13
 	JMP  next4P
@@ -194,7 +229,13 @@ flushP:
 	// Rows of the previous block not converted yet (short blocks).
 	TESTQ R13, R13
 	JZ    spillP
+	CMPQ 8(SP), $0
+	JNE  store3P
 	CONVROW_P
+	DECQ R13
+	JMP  flushP
+store3P:
+	CONVROW_S
 	DECQ R13
 	JMP  flushP
 
@@ -226,6 +267,8 @@ spillP:
 	MOVQ R14, R11
 	MOVQ DI, R12
 	MOVQ $8, R13
+	MOVQ AX, 8(SP) // the rows just spilled store iff they are a tile's first block with set
+	XORQ AX, AX
 	TESTQ CX, CX
 	JNZ   blockP
 	LEAQ (DI)(R8*8), DI // 8 rows down
@@ -233,9 +276,18 @@ spillP:
 	JNZ  tileP
 
 lastP:
+	CMPQ 8(SP), $0
+	JNE  store4P
 	CONVROW_P
 	DECQ R13
 	JNZ  lastP
+	JMP  maxP
+store4P:
+	CONVROW_S
+	DECQ R13
+	JNZ  store4P
+
+maxP:
 
 	VMOVDQA64 Z31, Z0
 	VEXTRACTI64X4 $1, Z0, Y1
@@ -246,7 +298,7 @@ lastP:
 	VPMAXUD X1, X0, X0
 	VPSHUFD $0xb1, X0, X1
 	VPMAXUD X1, X0, X0
-	VMOVSS X0, ret+64(FP)
+	VMOVSS X0, ret+72(FP)
 	VZEROUPPER
 	RET
 

@@ -67,7 +67,7 @@ func BenchmarkFixedMicroKernel(b *testing.B) {
 			b.Run(fmt.Sprintf("kc=%d/op=fixed/block=%d", kc, block), func(b *testing.B) {
 				c := make([]int64, fk.mr*fk.nr)
 				for b.Loop() {
-					fk.fn(kc, block, 1, &ap[0], &bp[0], &c[0], fk.nr, 1<<20)
+					fk.fn(kc, block, 1, &ap[0], &bp[0], &c[0], fk.nr, 0, 1<<20)
 				}
 				b.ReportMetric(flops*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "GFLOP/s")
 			})

@@ -9,9 +9,11 @@ import "math"
 // panels of k groups of mr floats at a; one B panel of k groups of nr
 // floats at b), the kernel runs the float32 FMA chain of each element from
 // +0, adds RNE(s * scale) to C (scale = 2^fracBits) and returns the
-// largest |s| (NaN if any s was NaN). k, block, tiles >= 1. Where
-// s*scale does not fit int64 the value added is unspecified.
-type fixedKernelFunc func(k, block, tiles int, a, b *float32, c *int64, ldc int, scale float32) float32
+// largest |s| (NaN if any s was NaN). k, block, tiles >= 1. With set != 0
+// the first block of every tile is stored over C instead of added (C is
+// not read); a narrow kernel ignores set. Where s*scale does not fit int64
+// the value added is unspecified.
+type fixedKernelFunc func(k, block, tiles int, a, b *float32, c *int64, ldc, set int, scale float32) float32
 
 // fixedKernel describes one fused fixed-point micro-kernel.
 type fixedKernel struct {
@@ -80,10 +82,11 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						// All full tiles of the column in one call.
 						ci := ic*ldc + jc + jr
 						_ = c[ci+(full*mr-1)*ldc+nr-1]
+						set := 0
 						if first {
-							clearRows(c[ci:], ldc, full*mr, nr)
+							set = 1 // the kernel stores its first block over C
 						}
-						mx = maxAbsNaN(mx, fk.fn(kc, block, full, &g.abuf[0], &bp[0], &c[ci], ldc, scale))
+						mx = maxAbsNaN(mx, fk.fn(kc, block, full, &g.abuf[0], &bp[0], &c[ci], ldc, set, scale))
 						ir = full * mr
 					}
 					for ; ir < mc; ir += mr {
@@ -94,7 +97,7 @@ func (g *Gemm) fixedGemm(m, n, k, block int, a []float32, lda int, b []float32, 
 						// full tile into zeroed scratch, then only the valid
 						// part is added to C.
 						clear(tile)
-						tmx := fk.fn(kc, block, 1, &ap[0], &bp[0], &tile[0], nr, scale)
+						tmx := fk.fn(kc, block, 1, &ap[0], &bp[0], &tile[0], nr, 0, scale)
 						if fk.narrow && !(float64(tmx)*float64(scale) < narrowLimit) {
 							// Beyond the narrow kernel's exact range (or NaN):
 							// this tile in portable Go, which is exact up to

@@ -413,6 +413,7 @@ func TestFixedGemmTNSetOverwrites(t *testing.T) {
 	for _, kern := range Kernels() {
 		for _, tc := range []struct{ m, n, k, block, threads int }{
 			{8, 48, 16, 16, 1}, {17, 97, 40, 16, 2}, {33, 100, 1100, 32, 3}, {5, 3, 0, 16, 1}, {1000, 784, 64, 16, 2},
+			{16, 96, 24, 16, 1}, {24, 48, 40, 8, 1}, {16, 48, 5, 3, 1},
 		} {
 			a, b := randMat(r, tc.k, tc.m, 1), randMat(r, tc.k, tc.n, 2)
 			want := make([]int64, tc.m*tc.n)
