@@ -100,6 +100,16 @@ type Config struct {
 	// elements and a ring of one get 0. Nil: not kept. len(buf) if set.
 	// Must be nil for int64 buffers (nothing is rounded).
 	Residual []float32
+	// Final, if set, is called as elements [lo, hi) of buf (indices in
+	// buf) come to hold their all-reduced values, while they are still in
+	// cache: the segment this rank owns frame by frame as the last
+	// reduce-scatter round completes it, the others as the all-gather
+	// delivers them (a ring of one: the whole buffer at once). Every
+	// element is reported once. It runs on the receiving goroutine, so it
+	// delays the ring while it runs, and must not modify buf. Not with
+	// WireBF16, whose owners round their segment once more when they send
+	// it on.
+	Final func(lo, hi int)
 }
 
 // Stats reports one all-reduce call.
@@ -204,7 +214,13 @@ func AllReduce[E Element](ctx context.Context, t Transport, cfg Config, buf []E)
 		}
 		c = &i64Codec{buf: b}
 	}
+	if cfg.Final != nil && cfg.Wire == WireBF16 {
+		return Stats{}, errors.New("allreduce: Final with the bf16 wire: an owner's values change when it sends them on")
+	}
 	if cfg.Size == 1 {
+		if cfg.Final != nil && len(buf) > 0 {
+			cfg.Final(0, len(buf))
+		}
 		return Stats{Duration: time.Since(start)}, nil
 	}
 	g := &ring{rank: cfg.Rank, size: cfg.Size, segs: shard.Split(len(buf), cfg.Size), frameElems: fb / c.elemBytes()}
@@ -409,6 +425,9 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, c codec, se
 			}
 			if r < g.size-1 {
 				c.add(f, off, end)
+				if r == g.size-2 && cfg.Final != nil {
+					cfg.Final(off, end) // this rank's own segment, now summed
+				}
 			} else {
 				// All-gather overwrites a region this rank sent in round
 				// r-(N-1); the ring's causality guarantees that send happened,
@@ -417,6 +436,9 @@ func recvLoop(ctx context.Context, t Transport, cfg Config, g *ring, c codec, se
 					return nbytes, err
 				}
 				c.copy(f, off, end)
+				if cfg.Final != nil {
+					cfg.Final(off, end)
+				}
 			}
 			nbytes += int64(n)
 			applied <- struct{}{}

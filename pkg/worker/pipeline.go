@@ -70,19 +70,17 @@ func (s *service) startAllReduce(ctx context.Context, t allreduce.Transport, cfg
 
 // startAllReduceExact is startAllReduce for exact reduction: buf is the
 // int64 buffer (engine.ExactBuffer) and the buckets are its own
-// (engine.BucketsExact); the integers travel as they are. Each bucket is
-// converted to float32 gradients as soon as its all-reduce ends, while its
-// integers are still in cache (engine.ConvertExact).
+// (engine.BucketsExact); the integers travel as they are. Every frame's
+// integers are converted to float32 gradients (engine.ConvertExact) as
+// soon as they hold their sum, while they are still in cache
+// (allreduce.Config.Final).
 func (s *service) startAllReduceExact(ctx context.Context, t allreduce.Transport, cfg allreduce.Config, buf []int64) *bucketedAllReduce {
 	net := s.rep.net
 	return s.runBuckets(ctx, func(k engine.Bucket) (allreduce.Stats, error) {
 		c := cfg
 		c.Offset = k.Start
-		st, err := allreduce.AllReduce(ctx, t, c, buf[k.Start:k.End])
-		if err == nil {
-			engine.ConvertExact(net, k.Start, k.End)
-		}
-		return st, err
+		c.Final = func(lo, hi int) { engine.ConvertExact(net, k.Start+lo, k.Start+hi) }
+		return allreduce.AllReduce(ctx, t, c, buf[k.Start:k.End])
 	})
 }
 
