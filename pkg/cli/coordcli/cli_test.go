@@ -216,6 +216,13 @@ func TestNonFiniteSteps(t *testing.T) {
 		{"distributed fail", []string{"--local-workers", "2"}, 1, "worker local-"},
 		{"single-process skip", []string{"--single-process", "--on-nonfinite", "skip"}, 0, "batch skipped"},
 		{"distributed skip", []string{"--local-workers", "2", "--on-nonfinite", "skip"}, 0, "batch skipped"},
+		// Exact reduction flags the same steps through its head.
+		{"exact single-process fail", []string{"--single-process", "--reduction", "exact"}, 1, "epoch 1 step 2"},
+		{"exact distributed skip", []string{"--local-workers", "2", "--reduction", "exact", "--on-nonfinite", "skip"}, 0, "batch skipped"},
+		// A fixed-point range forced far too small: the first step's block
+		// sums overflow it, and the message says what to change.
+		{"exact overflow", []string{"--single-process", "--reduction", "exact", "--exact-frac-bits", "60", "--lr", "0.1"}, 1,
+			"outside the fixed-point range of 60 fractional bits: use fewer with --exact-frac-bits"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
