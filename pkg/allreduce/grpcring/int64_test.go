@@ -3,39 +3,13 @@ package grpcring_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
 	"github.com/ringtrain/ringtrain/pkg/allreduce/grpcring"
+	"github.com/ringtrain/ringtrain/pkg/allreduce/internal/ringtest"
 )
-
-// int64Bufs returns n buffers of elements near ±2^62 with balanced signs
-// (neighbours in ring order overflow a partial sum, every total fits in an
-// int64) and their sums. The wrapping sum computed here is the true one
-// because the total fits by construction.
-func int64Bufs(n, l int, seed uint64) ([][]int64, []int64) {
-	rng := rand.New(rand.NewPCG(seed, uint64(l)))
-	bufs := make([][]int64, n)
-	for r := range bufs {
-		bufs[r] = make([]int64, l)
-	}
-	sum := make([]int64, l)
-	signs := make([]int64, n)
-	for i := range l {
-		for r := range signs {
-			signs[r] = int64(1 - 2*(r%2))
-		}
-		rng.Shuffle(n, func(a, b int) { signs[a], signs[b] = signs[b], signs[a] })
-		for r := range n {
-			v := signs[r]*(1<<62) + rng.Int64N(1<<41) - 1<<40
-			bufs[r][i] = v
-			sum[i] += v
-		}
-	}
-	return bufs, sum
-}
 
 // partsCounter records whether received payloads came in pieces cut
 // inside an 8-byte element (informational: it depends on gRPC's buffers).
@@ -88,7 +62,7 @@ func TestRingOverGRPCInt64(t *testing.T) {
 						ts[r] = counters[r]
 					}
 					for step := range uint64(2) {
-						bufs, sum := int64Bufs(n, l, step)
+						bufs, sum := ringtest.Int64Buffers(n, l, step)
 						ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 						stats, err := allreduce.RunRing(ctx, ts, allreduce.Config{Generation: 1, Step: step, FrameBytes: fb}, bufs)
 						cancel()

@@ -3,38 +3,13 @@ package shmring
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringtrain/ringtrain/pkg/allreduce"
+	"github.com/ringtrain/ringtrain/pkg/allreduce/internal/ringtest"
 )
-
-// int64Bufs returns n buffers of elements near ±2^62 with balanced signs
-// (neighbours in ring order overflow a partial sum; every total fits in an
-// int64, so the wrapping sum computed here is the true one) and their sums.
-func int64Bufs(n, l int, seed uint64) ([][]int64, []int64) {
-	rng := rand.New(rand.NewPCG(seed, uint64(n*1_000_003+l)))
-	bufs := make([][]int64, n)
-	for r := range bufs {
-		bufs[r] = make([]int64, l)
-	}
-	sum := make([]int64, l)
-	signs := make([]int64, n)
-	for i := range l {
-		for r := range signs {
-			signs[r] = int64(1 - 2*(r%2))
-		}
-		rng.Shuffle(n, func(a, b int) { signs[a], signs[b] = signs[b], signs[a] })
-		for r := range n {
-			v := signs[r]*(1<<62) + rng.Int64N(1<<41) - 1<<40
-			bufs[r][i] = v
-			sum[i] += v
-		}
-	}
-	return bufs, sum
-}
 
 // TestAllReduceInt64 runs int64 buffers over shared memory, with frames of
 // one element, frames not a multiple of 8 bytes, payloads that wrap around
@@ -58,7 +33,7 @@ func TestAllReduceInt64(t *testing.T) {
 				t.Run(fmt.Sprintf("n=%d/len=%d/frame=%d/cap=%d", n, l, c.frame, c.capacity), func(t *testing.T) {
 					g := newRing(t, allShm(n), c.capacity)
 					for i, gen := range []uint64{1, 1, 2} {
-						bufs, sum := int64Bufs(n, l, uint64(i))
+						bufs, sum := ringtest.Int64Buffers(n, l, uint64(i))
 						cfg := allreduce.Config{Generation: gen, Step: 10 + uint64(i), FrameBytes: c.frame}
 						ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 						_, err := allreduce.RunRing(ctx, g.connect(t, gen), cfg, bufs)
